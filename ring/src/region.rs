@@ -1,0 +1,318 @@
+//! Creating (shim) and opening (collector) a region file, with the checks
+//! that keep one user's allocation stream away from another user.
+
+use crate::layout::{Header, FORMAT_VERSION, HEADER_BYTES, MAGIC, SLOT_BYTES};
+use crate::live::LiveSlot;
+use crate::producer::Slot;
+use std::ffi::CString;
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{fence, Ordering};
+
+pub const MAX_RING_SLOTS: u64 = 1 << 28;
+pub const MAX_LIVE_SLOTS: u64 = 1 << 26;
+
+#[derive(Debug)]
+pub enum RegionError {
+    Io(&'static str, std::io::Error),
+    NotOurs { uid: u32, mode: u32 },
+    Invalid(String),
+}
+
+impl fmt::Display for RegionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegionError::Io(what, e) => write!(f, "{what}: {e}"),
+            RegionError::NotOurs { uid, mode } => write!(
+                f,
+                "refused: owned by uid {uid} with mode {mode:o} (a ring must be ours and 0600)"
+            ),
+            RegionError::Invalid(why) => write!(f, "not a ttalloc ring: {why}"),
+        }
+    }
+}
+impl std::error::Error for RegionError {}
+
+/// A mapped region. Dropping it unmaps (the file stays).
+pub struct Region {
+    base: *mut u8,
+    len: usize,
+    path: PathBuf,
+}
+
+// The region is shared memory accessed only through atomics and seqlocked copies.
+unsafe impl Send for Region {}
+unsafe impl Sync for Region {}
+
+fn last_os_error(what: &'static str) -> RegionError {
+    RegionError::Io(what, std::io::Error::last_os_error())
+}
+
+pub fn region_bytes(ring_slots: u64, live_slots: u64) -> usize {
+    HEADER_BYTES + (ring_slots as usize + live_slots as usize) * SLOT_BYTES
+}
+
+impl Region {
+    /// Creates a new region file (mode 0600, exclusive) with all of its space
+    /// reserved up front, so a full `/dev/shm` fails here instead of raising
+    /// SIGBUS in the host process later.
+    pub fn create(
+        path: &Path,
+        ring_slots: u64,
+        live_slots: u64,
+        pid: u32,
+        start_ticks: u64,
+    ) -> Result<Region, RegionError> {
+        if !ring_slots.is_power_of_two() || ring_slots > MAX_RING_SLOTS || ring_slots < 16 {
+            return Err(RegionError::Invalid(format!("ring_slots {ring_slots}")));
+        }
+        if !live_slots.is_power_of_two() || live_slots > MAX_LIVE_SLOTS || live_slots < 16 {
+            return Err(RegionError::Invalid(format!("live_slots {live_slots}")));
+        }
+        let len = region_bytes(ring_slots, live_slots);
+        let cpath = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| RegionError::Invalid("path with NUL".into()))?;
+        unsafe {
+            let fd = libc::open(
+                cpath.as_ptr(),
+                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                0o600,
+            );
+            if fd < 0 {
+                return Err(last_os_error("create ring file"));
+            }
+            // umask cannot widen 0600, but make the mode explicit anyway.
+            libc::fchmod(fd, 0o600);
+            let rc = libc::posix_fallocate(fd, 0, len as libc::off_t);
+            if rc != 0 {
+                libc::close(fd);
+                libc::unlink(cpath.as_ptr());
+                return Err(RegionError::Io(
+                    "reserve ring space",
+                    std::io::Error::from_raw_os_error(rc),
+                ));
+            }
+            let base = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            );
+            libc::close(fd);
+            if base == libc::MAP_FAILED {
+                libc::unlink(cpath.as_ptr());
+                return Err(last_os_error("map ring"));
+            }
+            let region = Region { base: base as *mut u8, len, path: path.to_path_buf() };
+            let h = &mut *(base as *mut Header);
+            h.version = FORMAT_VERSION;
+            h.header_bytes = HEADER_BYTES as u32;
+            h.ring_slots = ring_slots;
+            h.live_slots = live_slots;
+            h.pid = pid;
+            h.uid = libc::geteuid();
+            h.start_ticks = start_ticks;
+            h.created_mono_ns = crate::producer::monotonic_ns();
+            h.created_real_ns = realtime_ns();
+            fence(Ordering::Release);
+            // Magic last: a reader that sees it sees a complete header.
+            std::ptr::write_volatile(&mut h.magic, MAGIC);
+            fence(Ordering::SeqCst);
+            Ok(region)
+        }
+    }
+
+    /// Opens an existing region for reading and draining. Refuses files not
+    /// owned by the caller's uid, with any group/other permission, links,
+    /// and anything whose header does not describe exactly this file.
+    pub fn open(path: &Path) -> Result<Region, RegionError> {
+        let cpath = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| RegionError::Invalid("path with NUL".into()))?;
+        unsafe {
+            let fd = libc::open(cpath.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW);
+            if fd < 0 {
+                return Err(last_os_error("open ring"));
+            }
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::fstat(fd, &mut st) != 0 {
+                libc::close(fd);
+                return Err(last_os_error("stat ring"));
+            }
+            let mode = st.st_mode & 0o7777;
+            if st.st_uid != libc::geteuid() || mode & 0o077 != 0 {
+                libc::close(fd);
+                return Err(RegionError::NotOurs { uid: st.st_uid, mode });
+            }
+            if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                libc::close(fd);
+                return Err(RegionError::Invalid("not a regular file".into()));
+            }
+            let file_len = st.st_size as u64;
+            if file_len < HEADER_BYTES as u64 {
+                libc::close(fd);
+                return Err(RegionError::Invalid(format!("{file_len} bytes is smaller than a header")));
+            }
+            let base = libc::mmap(
+                std::ptr::null_mut(),
+                file_len as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            );
+            libc::close(fd);
+            if base == libc::MAP_FAILED {
+                return Err(last_os_error("map ring"));
+            }
+            let region = Region { base: base as *mut u8, len: file_len as usize, path: path.to_path_buf() };
+            let h = region.header();
+            let magic = std::ptr::read_volatile(&h.magic);
+            fence(Ordering::Acquire);
+            if magic != MAGIC {
+                return Err(RegionError::Invalid("wrong magic (offset 0)".into()));
+            }
+            if h.version != FORMAT_VERSION {
+                return Err(RegionError::Invalid(format!(
+                    "format version {} (this collector reads {FORMAT_VERSION})",
+                    h.version
+                )));
+            }
+            let ok_sizes = h.header_bytes as usize == HEADER_BYTES
+                && h.ring_slots.is_power_of_two()
+                && h.ring_slots <= MAX_RING_SLOTS
+                && h.live_slots.is_power_of_two()
+                && h.live_slots <= MAX_LIVE_SLOTS
+                && region_bytes(h.ring_slots, h.live_slots) as u64 == file_len;
+            if !ok_sizes {
+                return Err(RegionError::Invalid(format!(
+                    "header sizes (ring {} live {}) do not match the file's {file_len} bytes",
+                    h.ring_slots, h.live_slots
+                )));
+            }
+            if h.info_len.load(Ordering::Acquire) as usize > crate::layout::INFO_BYTES {
+                return Err(RegionError::Invalid("info length out of range".into()));
+            }
+            Ok(region)
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn header(&self) -> &Header {
+        unsafe { &*(self.base as *const Header) }
+    }
+
+    pub(crate) fn slots(&self) -> &[Slot] {
+        let n = self.header().ring_slots as usize;
+        unsafe { std::slice::from_raw_parts(self.base.add(HEADER_BYTES) as *const Slot, n) }
+    }
+
+    pub(crate) fn live_slots(&self) -> &[LiveSlot] {
+        let h = self.header();
+        let off = HEADER_BYTES + h.ring_slots as usize * SLOT_BYTES;
+        unsafe { std::slice::from_raw_parts(self.base.add(off) as *const LiveSlot, h.live_slots as usize) }
+    }
+
+    /// Writes the shim's JSON description (once, at creation, before any event).
+    pub fn set_info(&self, json: &[u8]) {
+        let h = self.header();
+        let n = json.len().min(crate::layout::INFO_BYTES);
+        unsafe {
+            let dst = h.info.as_ptr() as *mut u8;
+            std::ptr::copy_nonoverlapping(json.as_ptr(), dst, n);
+        }
+        h.info_len.store(n as u32, Ordering::Release);
+    }
+
+    pub fn info(&self) -> Vec<u8> {
+        let h = self.header();
+        let n = (h.info_len.load(Ordering::Acquire) as usize).min(crate::layout::INFO_BYTES);
+        h.info[..n].to_vec()
+    }
+
+    pub fn count_problem(&self, p: crate::layout::Problem) {
+        self.header().problems[p as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn problems(&self) -> [u64; crate::layout::PROBLEM_COUNT] {
+        std::array::from_fn(|i| self.header().problems[i].load(Ordering::Relaxed))
+    }
+
+    /// Registers a mesh's chips (idempotent per mesh pointer). Returns its slot.
+    pub fn register_mesh(&self, mesh: u64, chips: &[i32]) -> Option<usize> {
+        use crate::layout::{MAX_MESH_CHIPS, MESH_SLOTS};
+        if chips.len() > MAX_MESH_CHIPS || mesh == 0 {
+            return None;
+        }
+        let h = self.header();
+        for (i, slot) in h.meshes.iter().enumerate().take(MESH_SLOTS) {
+            match slot.state.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    for (c, dst) in chips.iter().zip(slot.chips.iter()) {
+                        dst.store(*c, Ordering::Relaxed);
+                    }
+                    slot.n_chips.store(chips.len() as u32, Ordering::Relaxed);
+                    slot.mesh.store(mesh, Ordering::Relaxed);
+                    slot.state.store(2, Ordering::Release);
+                    return Some(i);
+                }
+                Err(_) => {
+                    // Another writer owns this slot: wait for it only if it is still being written
+                    // (a handful of stores), then compare.
+                    while slot.state.load(Ordering::Acquire) == 1 {
+                        std::hint::spin_loop();
+                    }
+                    if slot.mesh.load(Ordering::Relaxed) == mesh && self.mesh_chips(i) == chips {
+                        return Some(i);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Chips of mesh slot `i` (empty if unpublished or out of range).
+    pub fn mesh_chips(&self, i: usize) -> Vec<i32> {
+        use crate::layout::{MAX_MESH_CHIPS, MESH_SLOTS};
+        if i >= MESH_SLOTS {
+            return Vec::new();
+        }
+        let slot = &self.header().meshes[i];
+        if slot.state.load(Ordering::Acquire) != 2 {
+            return Vec::new();
+        }
+        let n = (slot.n_chips.load(Ordering::Relaxed) as usize).min(MAX_MESH_CHIPS);
+        slot.chips[..n].iter().map(|c| c.load(Ordering::Relaxed)).collect()
+    }
+
+    pub fn mesh_ptr(&self, i: usize) -> u64 {
+        self.header().meshes.get(i).map(|s| s.mesh.load(Ordering::Acquire)).unwrap_or(0)
+    }
+
+    pub fn mark_state(&self, bit: u32) {
+        self.header().state.fetch_or(bit, Ordering::AcqRel);
+    }
+
+    pub fn unlink(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        unsafe {
+            libc::munmap(self.base as *mut libc::c_void, self.len);
+        }
+    }
+}
+
+pub fn realtime_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
