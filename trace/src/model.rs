@@ -1,0 +1,528 @@
+//! Replays trace records into chip-level events and exact per-chip usage.
+//!
+//! Accounting rules (see docs/coverage.md for why):
+//! * an allocation on a mesh is one allocation per chip of the mesh, same address;
+//! * hooked allocations (graph capture without dispatch) are live and paired, but use no bytes;
+//! * circular/dataflow buffers of different programs overlap in L1 by design: a
+//!   chip's CB usage is the *largest* live program's CB bytes, not the sum;
+//!   globally allocated CBs alias an L1 buffer and add no bytes;
+//! * a device close releases what the process still had live on those chips
+//!   (`CloseRelease`), so a leak report can name them instead of inventing frees.
+
+use crate::record::*;
+use std::collections::{BTreeMap, HashMap};
+use ttalloc_ring::event::{mesh_slot_of_chip, FLAG_GLOBAL_CB, FLAG_HOOKED};
+use ttalloc_ring::BufferType;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChipKind {
+    Alloc,
+    Free,
+    CbAlloc,
+    CbFree,
+    DfbAlloc,
+    DfbFree,
+    /// Still live when its device closed: released by the close, never freed.
+    CloseRelease,
+    AllocFailed,
+    UnknownFree,
+    /// Live per the shim's live table when the collector (re)attached.
+    ResyncAlloc,
+    /// The collector held it live but the live table says it is gone.
+    ResyncDrop,
+}
+
+impl ChipKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChipKind::Alloc => "alloc",
+            ChipKind::Free => "free",
+            ChipKind::CbAlloc => "cb_alloc",
+            ChipKind::CbFree => "cb_free",
+            ChipKind::DfbAlloc => "dfb_alloc",
+            ChipKind::DfbFree => "dfb_free",
+            ChipKind::CloseRelease => "close_release",
+            ChipKind::AllocFailed => "alloc_failed",
+            ChipKind::UnknownFree => "unknown_free",
+            ChipKind::ResyncAlloc => "resync_alloc",
+            ChipKind::ResyncDrop => "resync_drop",
+        }
+    }
+    /// Adds memory (or a hooked placeholder) to the live set.
+    pub fn is_acquire(self) -> bool {
+        matches!(self, ChipKind::Alloc | ChipKind::CbAlloc | ChipKind::DfbAlloc | ChipKind::ResyncAlloc)
+    }
+    pub fn is_release(self) -> bool {
+        matches!(self, ChipKind::Free | ChipKind::CbFree | ChipKind::DfbFree | ChipKind::CloseRelease | ChipKind::ResyncDrop)
+    }
+}
+
+/// One event on one chip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChipEvent {
+    pub p: u32,
+    pub pid: u32,
+    pub seq: u64,
+    pub ts_ns: u64,
+    pub tid: u32,
+    pub kind: ChipKind,
+    pub chip: i32,
+    pub btype: BufferType,
+    pub address: u64,
+    pub size: u64,
+    pub page_size: u32,
+    /// `Buffer*` for buffers, `ProgramImpl*` for CBs.
+    pub object: u64,
+    /// Sequence number of the allocation this event is about (its stable id).
+    pub id: u64,
+    pub hooked: bool,
+    /// A globally allocated CB (aliases an L1 buffer; adds no bytes).
+    pub global: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub current: u64,
+    pub peak: u64,
+    pub peak_seq: u64,
+    pub peak_ts_ns: u64,
+    pub peak_p: u32,
+    pub allocs: u64,
+    pub frees: u64,
+    pub hooked_allocs: u64,
+    pub close_released: u64,
+    pub live_count: u64,
+}
+
+impl Usage {
+    fn raise(&mut self, bytes: u64, ev: &ChipEvent) {
+        self.current += bytes;
+        if self.current > self.peak {
+            self.peak = self.current;
+            self.peak_seq = ev.seq;
+            self.peak_ts_ns = ev.ts_ns;
+            self.peak_p = ev.p;
+        }
+    }
+    fn lower(&mut self, bytes: u64) {
+        self.current = self.current.saturating_sub(bytes);
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Chips {
+    One(i32),
+    Many(Vec<i32>),
+}
+
+impl Chips {
+    fn as_slice(&self) -> &[i32] {
+        match self {
+            Chips::One(c) => std::slice::from_ref(c),
+            Chips::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LiveKind {
+    Buffer,
+    Cb,
+    Dfb,
+}
+
+/// A live allocation (on one or more chips) of one process.
+#[derive(Clone, Debug)]
+pub struct Live {
+    kind: LiveKind,
+    chips: Chips,
+    pub seq: u64,
+    pub ts_ns: u64,
+    pub tid: u32,
+    pub btype: BufferType,
+    pub object: u64,
+    pub address: u64,
+    pub size: u64,
+    pub page_size: u32,
+    pub hooked: bool,
+    pub global: bool,
+}
+
+impl Live {
+    pub fn chips(&self) -> &[i32] {
+        self.chips.as_slice()
+    }
+    pub fn is_cb(&self) -> bool {
+        self.kind != LiveKind::Buffer
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ProcState {
+    pub info: Option<ProcessInfo>,
+    pub end: Option<ProcessEnd>,
+    pub meshes: HashMap<u32, Vec<i32>>,
+    pub live: HashMap<u64, Live>,
+    /// program → live CB/DFB allocation seqs.
+    programs: HashMap<u64, Vec<u64>>,
+    /// (chip, program) → that program's non-global CB bytes on the chip.
+    cb_bytes: HashMap<(i32, u64), u64>,
+    pub last_seq: u64,
+    pub dropped: u64,
+    pub unknown_frees: u64,
+    pub resyncs: u64,
+    pub events: u64,
+}
+
+impl ProcState {
+    pub fn pid(&self) -> u32 {
+        self.info.as_ref().map_or(0, |i| i.pid)
+    }
+}
+
+#[derive(Default)]
+pub struct Model {
+    pub header: Option<TraceHeader>,
+    pub footer: Option<Footer>,
+    pub procs: Vec<ProcState>,
+    /// (chip, type) → usage summed over processes (CB: the largest program per process).
+    pub usage: BTreeMap<(i32, BufferType), Usage>,
+    /// (process, chip, type) → usage.
+    pub proc_usage: BTreeMap<(u32, i32, BufferType), Usage>,
+    pub unknown_frees: u64,
+    pub dropped: u64,
+    pub gaps: u64,
+    pub alloc_failures: u64,
+    pub records: u64,
+}
+
+impl Model {
+    pub fn new() -> Model {
+        Model::default()
+    }
+
+    fn proc_mut(&mut self, p: u32) -> &mut ProcState {
+        let p = p as usize;
+        if self.procs.len() <= p {
+            self.procs.resize_with(p + 1, ProcState::default);
+        }
+        &mut self.procs[p]
+    }
+
+    fn expand(&self, p: u32, chip: i32) -> Chips {
+        match mesh_slot_of_chip(chip) {
+            None => Chips::One(chip),
+            Some(slot) => match self.procs.get(p as usize).and_then(|s| s.meshes.get(&(slot as u32))) {
+                Some(chips) if chips.len() == 1 => Chips::One(chips[0]),
+                Some(chips) => Chips::Many(chips.clone()),
+                None => Chips::One(chip),
+            },
+        }
+    }
+
+    fn base(&self, ev: &Ev, kind: ChipKind) -> ChipEvent {
+        ChipEvent {
+            p: ev.p,
+            pid: self.procs.get(ev.p as usize).map_or(0, |s| s.pid()),
+            seq: ev.seq,
+            ts_ns: ev.ts_ns,
+            tid: ev.tid,
+            kind,
+            chip: -1,
+            btype: BufferType::Unknown,
+            address: 0,
+            size: 0,
+            page_size: 0,
+            object: 0,
+            id: ev.seq,
+            hooked: false,
+            global: false,
+        }
+    }
+
+    /// Applies one record; `out` receives the chip-level events it produces, in order.
+    pub fn apply(&mut self, r: &Record, out: &mut dyn FnMut(&ChipEvent)) {
+        self.records += 1;
+        if let Some(p) = r.process() {
+            let st = self.proc_mut(p);
+            if let Some(seq) = record_seq(r) {
+                st.last_seq = st.last_seq.max(seq);
+                st.events += 1;
+            }
+        }
+        match r {
+            Record::Header(h) => self.header = Some(h.clone()),
+            Record::Footer(f) => self.footer = Some(f.clone()),
+            Record::Process(i) => self.proc_mut(i.p).info = Some(i.clone()),
+            Record::ProcessEnd(e) => self.proc_mut(e.p).end = Some(e.clone()),
+            Record::Mesh(m) => {
+                self.proc_mut(m.p).meshes.insert(m.slot, m.chips.clone());
+            }
+            Record::Alloc(a) => {
+                let kind = if a.flags & FLAG_RESYNC != 0 { ChipKind::ResyncAlloc } else { ChipKind::Alloc };
+                let live = Live {
+                    kind: LiveKind::Buffer,
+                    chips: self.expand(a.ev.p, a.chip),
+                    seq: a.ev.seq,
+                    ts_ns: a.ev.ts_ns,
+                    tid: a.ev.tid,
+                    btype: BufferType::from_u8(a.btype),
+                    object: a.object,
+                    address: a.address,
+                    size: a.size,
+                    page_size: a.page_size,
+                    hooked: a.flags & FLAG_HOOKED != 0,
+                    global: false,
+                };
+                self.acquire(a.ev, kind, live, out);
+            }
+            Record::CbAlloc(c) | Record::DfbAlloc(c) => {
+                let dfb = matches!(r, Record::DfbAlloc(_));
+                let kind = match (dfb, c.flags & FLAG_RESYNC != 0) {
+                    (_, true) => ChipKind::ResyncAlloc,
+                    (false, false) => ChipKind::CbAlloc,
+                    (true, false) => ChipKind::DfbAlloc,
+                };
+                let live = Live {
+                    kind: if dfb { LiveKind::Dfb } else { LiveKind::Cb },
+                    chips: self.expand(c.ev.p, c.chip),
+                    seq: c.ev.seq,
+                    ts_ns: c.ev.ts_ns,
+                    tid: c.ev.tid,
+                    btype: BufferType::Cb,
+                    object: c.program,
+                    address: c.address,
+                    size: c.size,
+                    page_size: 0,
+                    hooked: false,
+                    global: c.flags & FLAG_GLOBAL_CB != 0,
+                };
+                self.acquire(c.ev, kind, live, out);
+            }
+            Record::Free { ev, alloc_seq } => {
+                if !self.release_whole(*ev, *alloc_seq, None, ChipKind::Free, out) {
+                    self.unknown_free(*ev, 0, -1, BufferType::Unknown as u8, 0, 0, out);
+                }
+            }
+            Record::UnknownFree { ev, object, chip, btype, address, size } => {
+                self.unknown_free(*ev, *object, *chip, *btype, *address, *size, out);
+            }
+            Record::CbFree { ev, chip, program } => {
+                let chips = self.expand(ev.p, *chip);
+                let seqs = self.procs[ev.p as usize].programs.get(program).cloned().unwrap_or_default();
+                for s in seqs {
+                    self.release_whole(*ev, s, Some(chips.as_slice()), ChipKind::CbFree, out);
+                }
+            }
+            Record::ProgramEnd { ev, program } => {
+                let seqs = self.procs[ev.p as usize].programs.get(program).cloned().unwrap_or_default();
+                for s in seqs {
+                    self.release_whole(*ev, s, None, ChipKind::CbFree, out);
+                }
+            }
+            Record::DeviceClose { ev, chip } => {
+                let chips = self.expand(ev.p, *chip);
+                let mut seqs: Vec<u64> = self.procs[ev.p as usize]
+                    .live
+                    .iter()
+                    .filter(|(_, l)| l.chips().iter().any(|c| chips.as_slice().contains(c)))
+                    .map(|(s, _)| *s)
+                    .collect();
+                seqs.sort_unstable();
+                for s in seqs {
+                    self.release_whole(*ev, s, Some(chips.as_slice()), ChipKind::CloseRelease, out);
+                }
+            }
+            Record::AllocFailed { ev, chip, btype, size, program, .. } => {
+                self.alloc_failures += 1;
+                for c in self.expand(ev.p, *chip).as_slice() {
+                    let mut ce = self.base(ev, ChipKind::AllocFailed);
+                    ce.chip = *c;
+                    ce.btype = BufferType::from_u8(*btype);
+                    ce.size = *size;
+                    ce.object = *program;
+                    out(&ce);
+                }
+            }
+            Record::Gap { p, lost, .. } => {
+                self.gaps += 1;
+                self.dropped += lost;
+                self.proc_mut(*p).dropped += lost;
+            }
+            Record::Resync { p, .. } => self.proc_mut(*p).resyncs += 1,
+            Record::ResyncDrop { p, alloc_seq } => {
+                let ev = Ev { p: *p, seq: *alloc_seq, ts_ns: 0, tid: 0 };
+                self.release_whole(ev, *alloc_seq, None, ChipKind::ResyncDrop, out);
+            }
+        }
+    }
+
+    fn unknown_free(&mut self, ev: Ev, object: u64, chip: i32, btype: u8, address: u64, size: u64, out: &mut dyn FnMut(&ChipEvent)) {
+        self.unknown_frees += 1;
+        self.proc_mut(ev.p).unknown_frees += 1;
+        let mut ce = self.base(&ev, ChipKind::UnknownFree);
+        ce.chip = chip;
+        ce.btype = BufferType::from_u8(btype);
+        ce.object = object;
+        ce.address = address;
+        ce.size = size;
+        out(&ce);
+    }
+
+    fn acquire(&mut self, ev: Ev, kind: ChipKind, live: Live, out: &mut dyn FnMut(&ChipEvent)) {
+        let p = ev.p;
+        let mut ce = self.base(&ev, kind);
+        ce.btype = live.btype;
+        ce.address = live.address;
+        ce.size = live.size;
+        ce.page_size = live.page_size;
+        ce.object = live.object;
+        ce.hooked = live.hooked;
+        ce.global = live.global;
+        for &chip in live.chips() {
+            ce.chip = chip;
+            if live.kind == LiveKind::Buffer {
+                let bytes = if live.hooked { 0 } else { live.size };
+                for u in [
+                    self.usage.entry((chip, live.btype)).or_default(),
+                    self.proc_usage.entry((p, chip, live.btype)).or_default(),
+                ] {
+                    u.allocs += 1;
+                    u.live_count += 1;
+                    u.hooked_allocs += live.hooked as u64;
+                    u.raise(bytes, &ce);
+                }
+            } else {
+                let add = if live.global { 0 } else { live.size };
+                self.cb_change(p, chip, live.object, add as i64, 1, &ce);
+            }
+            out(&ce);
+        }
+        let st = self.proc_mut(p);
+        if live.kind != LiveKind::Buffer {
+            st.programs.entry(live.object).or_default().push(ev.seq);
+        }
+        // A live entry with the same seq (a resync of something already known) is replaced.
+        st.live.insert(ev.seq, live);
+    }
+
+    /// Releases allocation `seq` of process `ev.p` on `only` chips (all if None).
+    /// Returns false if it was not live.
+    fn release_whole(&mut self, ev: Ev, seq: u64, only: Option<&[i32]>, kind: ChipKind, out: &mut dyn FnMut(&ChipEvent)) -> bool {
+        let p = ev.p;
+        let Some(st) = self.procs.get_mut(p as usize) else { return false };
+        let Some(live) = st.live.get_mut(&seq) else { return false };
+        let (released, remaining): (Vec<i32>, Vec<i32>) = match only {
+            None => (live.chips().to_vec(), Vec::new()),
+            Some(sel) => live.chips().iter().partition(|c| sel.contains(c)),
+        };
+        if released.is_empty() {
+            return true;
+        }
+        let live = if remaining.is_empty() {
+            let l = st.live.remove(&seq).expect("present");
+            if l.kind != LiveKind::Buffer {
+                if let Some(v) = st.programs.get_mut(&l.object) {
+                    v.retain(|s| *s != seq);
+                    if v.is_empty() {
+                        st.programs.remove(&l.object);
+                    }
+                }
+            }
+            l
+        } else {
+            let l = live.clone();
+            live.chips = if remaining.len() == 1 { Chips::One(remaining[0]) } else { Chips::Many(remaining) };
+            l
+        };
+        let kind = match (kind, live.kind) {
+            (ChipKind::CbFree, LiveKind::Dfb) => ChipKind::DfbFree,
+            (ChipKind::Free, LiveKind::Cb) => ChipKind::CbFree,
+            (k, _) => k,
+        };
+        let mut ce = self.base(&ev, kind);
+        ce.btype = live.btype;
+        ce.address = live.address;
+        ce.size = live.size;
+        ce.page_size = live.page_size;
+        ce.object = live.object;
+        ce.id = seq;
+        ce.hooked = live.hooked;
+        ce.global = live.global;
+        for chip in released {
+            ce.chip = chip;
+            if live.kind == LiveKind::Buffer {
+                let bytes = if live.hooked { 0 } else { live.size };
+                for u in [
+                    self.usage.entry((chip, live.btype)).or_default(),
+                    self.proc_usage.entry((p, chip, live.btype)).or_default(),
+                ] {
+                    u.frees += 1;
+                    u.live_count = u.live_count.saturating_sub(1);
+                    u.close_released += (kind == ChipKind::CloseRelease) as u64;
+                    u.lower(bytes);
+                }
+            } else {
+                let sub = if live.global { 0 } else { live.size };
+                self.cb_change(p, chip, live.object, -(sub as i64), -1, &ce);
+            }
+            out(&ce);
+        }
+        true
+    }
+
+    /// Moves program `program`'s CB bytes on `chip` by `delta` and updates the
+    /// chip's CB usage, which is the largest live program per process, summed
+    /// over processes.
+    fn cb_change(&mut self, p: u32, chip: i32, program: u64, delta: i64, count: i64, ce: &ChipEvent) {
+        let st = self.proc_mut(p);
+        let old = st.cb_bytes.get(&(chip, program)).copied();
+        let new = (old.unwrap_or(0) as i64 + delta).max(0) as u64;
+        // Per-process maximum before and after (the process's CB region).
+        let before = st.cb_bytes.iter().filter(|((c, _), _)| *c == chip).map(|(_, b)| *b).max().unwrap_or(0);
+        // Zero-byte entries (programs with only global CBs left) never raise the max.
+        if new == 0 {
+            st.cb_bytes.remove(&(chip, program));
+        } else {
+            st.cb_bytes.insert((chip, program), new);
+        }
+        let after = st.cb_bytes.iter().filter(|((c, _), _)| *c == chip).map(|(_, b)| *b).max().unwrap_or(0);
+        for u in [
+            self.usage.entry((chip, BufferType::Cb)).or_default(),
+            self.proc_usage.entry((p, chip, BufferType::Cb)).or_default(),
+        ] {
+            if count > 0 {
+                u.allocs += 1;
+                u.live_count += 1;
+            } else {
+                u.frees += 1;
+                u.live_count = u.live_count.saturating_sub(1);
+                u.close_released += (ce.kind == ChipKind::CloseRelease) as u64;
+            }
+            if after >= before {
+                u.raise(after - before, ce);
+            } else {
+                u.lower(before - after);
+            }
+        }
+    }
+
+    /// Every live allocation, as (process, allocation).
+    pub fn live(&self) -> impl Iterator<Item = (u32, &Live)> {
+        self.procs.iter().enumerate().flat_map(|(p, s)| s.live.values().map(move |l| (p as u32, l)))
+    }
+}
+
+fn record_seq(r: &Record) -> Option<u64> {
+    Some(match r {
+        Record::Alloc(a) => a.ev.seq,
+        Record::CbAlloc(c) | Record::DfbAlloc(c) => c.ev.seq,
+        Record::Free { ev, .. }
+        | Record::UnknownFree { ev, .. }
+        | Record::CbFree { ev, .. }
+        | Record::ProgramEnd { ev, .. }
+        | Record::DeviceClose { ev, .. }
+        | Record::AllocFailed { ev, .. } => ev.seq,
+        _ => return None,
+    })
+}

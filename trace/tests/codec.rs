@@ -1,0 +1,114 @@
+use std::io::Cursor;
+use ttalloc_trace::*;
+
+fn header() -> TraceHeader {
+    TraceHeader {
+        magic: TRACE_MAGIC.into(),
+        format_version: TRACE_FORMAT_VERSION,
+        tool_version: "test".into(),
+        host: "h".into(),
+        collector_pid: 1,
+        started_real_ns: 2,
+        command: vec!["x".into()],
+    }
+}
+
+fn ev(p: u32, seq: u64) -> Ev {
+    Ev { p, seq, ts_ns: 1_000_000 + seq * 37, tid: 4242 }
+}
+
+pub fn sample() -> Vec<Record> {
+    vec![
+        Record::Process(ProcessInfo { p: 0, pid: 10, start_ticks: 5, exe: "python".into(), created_mono_ns: 1, created_real_ns: 2, shim_info: "{}".into(), attach: "from-start".into() }),
+        Record::Mesh(MeshInfo { p: 0, slot: 0, mesh: 0x5000, chips: (0..8).collect() }),
+        Record::Alloc(AllocRec { ev: ev(0, 0), chip: -2, btype: 0, flags: 0, object: 0x7f00_0000_1000, address: 0x40000, size: 4 << 20, page_size: 2048 }),
+        Record::CbAlloc(CbRec { ev: ev(0, 1), chip: 3, program: 0x9000, address: 0x1000, size: 4096, flags: 0 }),
+        Record::DfbAlloc(CbRec { ev: ev(0, 2), chip: 3, program: 0x9000, address: 0x3000, size: 1024, flags: 0 }),
+        Record::CbFree { ev: ev(0, 3), chip: 3, program: 0x9000 },
+        Record::ProgramEnd { ev: ev(0, 4), program: 0x9000 },
+        Record::Free { ev: ev(0, 5), alloc_seq: 0 },
+        Record::UnknownFree { ev: ev(0, 6), object: 1, chip: 2, btype: 1, address: 3, size: 4 },
+        Record::DeviceClose { ev: ev(0, 7), chip: -2 },
+        Record::AllocFailed { ev: ev(0, 8), chip: 1, btype: 1, size: 99, program: 0, what: FAILED_BUFFER },
+        Record::Gap { p: 0, after_seq: 8, lost: 3 },
+        Record::Resync { p: 0, at_seq: 12, reason: "late-attach".into() },
+        Record::ResyncDrop { p: 0, alloc_seq: 7 },
+        Record::ProcessEnd(ProcessEnd { p: 0, last_seq: 8, how: "exited".into(), dropped: 3, problems: vec![("reentry".into(), 1)] }),
+        Record::Footer(Footer { records: 17, processes: 1, dropped: 3, unknown_frees: 1, ended_real_ns: 9 }),
+    ]
+}
+
+fn encode(records: &[Record]) -> Vec<u8> {
+    let mut w = TraceWriter::new(Vec::new(), &header()).unwrap();
+    for r in records {
+        w.write(r).unwrap();
+    }
+    w.into_inner()
+}
+
+#[test]
+fn every_record_kind_round_trips() {
+    let recs = sample();
+    let bytes = encode(&recs);
+    let mut rd = TraceReader::new(Cursor::new(bytes));
+    assert_eq!(rd.next_record().unwrap(), Some(Record::Header(header())));
+    let got: Vec<Record> = rd.by_ref().map(|r| r.unwrap()).collect();
+    assert_eq!(got, recs);
+    assert!(rd.complete);
+}
+
+#[test]
+fn cut_short_trace_reads_up_to_the_cut() {
+    let bytes = encode(&sample());
+    let full = TraceReader::new(Cursor::new(bytes.clone())).count();
+    for cut in [bytes.len() - 1, bytes.len() / 2, 40] {
+        let mut rd = TraceReader::new(Cursor::new(bytes[..cut].to_vec()));
+        let mut ok = 0;
+        let mut err = None;
+        for r in rd.by_ref() {
+            match r {
+                Ok(_) => ok += 1,
+                Err(e) => err = Some(e),
+            }
+        }
+        assert!(ok < full);
+        assert!(!rd.complete);
+        if let Some(e) = err {
+            assert!(e.truncated, "{e}");
+            assert!(e.offset <= cut as u64);
+        }
+    }
+}
+
+#[test]
+fn foreign_files_are_refused_at_offset_zero() {
+    for junk in [b"".to_vec(), b"hello world".to_vec(), vec![0x92, 0x00, 0xc4, 0x01, 0x00], vec![0xdd, 0xff, 0xff, 0xff, 0xff]] {
+        let e = TraceReader::new(Cursor::new(junk)).next().unwrap().unwrap_err();
+        assert_eq!(e.offset, 0, "{e}");
+        assert!(e.message.contains("not a ttalloc trace") || e.message.contains("empty"), "{e}");
+    }
+}
+
+#[test]
+fn huge_declared_lengths_do_not_allocate() {
+    let mut bytes = encode(&[]);
+    // [1, bin32 of 4 GiB]
+    bytes.extend_from_slice(&[0x92, 0x01, 0xc6, 0xff, 0xff, 0xff, 0xff]);
+    let mut rd = TraceReader::new(Cursor::new(bytes));
+    rd.next().unwrap().unwrap();
+    let e = rd.next().unwrap().unwrap_err();
+    assert!(e.message.contains("byte body"), "{e}");
+}
+
+#[test]
+fn mesh_workload_events_average_under_24_bytes() {
+    // Typical steady state: alloc + free of buffers by one thread.
+    let mut recs = vec![];
+    for i in 0..10_000u64 {
+        let seq = 2 * i;
+        recs.push(Record::Alloc(AllocRec { ev: Ev { p: 0, seq, ts_ns: 5_000_000_000 + seq * 900, tid: 31337 }, chip: -2, btype: 0, flags: 0, object: 0x5555_5555_0000 + (i % 64) * 0x100, address: 0x10_0000 + (i % 64) * 0x40000, size: 4 << 20, page_size: 2048 }));
+        recs.push(Record::Free { ev: Ev { p: 0, seq: seq + 1, ts_ns: 5_000_000_000 + seq * 900 + 450, tid: 31337 }, alloc_seq: seq });
+    }
+    let w = { let mut w = TraceWriter::new(Vec::new(), &header()).unwrap(); let h = w.bytes(); for r in &recs { w.write(r).unwrap(); } (w.bytes() - h) as f64 / recs.len() as f64 };
+    assert!(w <= 24.0, "{w} bytes per event");
+}

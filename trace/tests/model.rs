@@ -1,0 +1,101 @@
+use ttalloc_ring::event::{FLAG_GLOBAL_CB, FLAG_HOOKED};
+use ttalloc_ring::BufferType;
+use ttalloc_trace::*;
+
+fn ev(seq: u64) -> Ev {
+    Ev { p: 0, seq, ts_ns: seq * 10, tid: 1 }
+}
+
+fn alloc(seq: u64, chip: i32, btype: BufferType, size: u64, flags: u16) -> Record {
+    Record::Alloc(AllocRec { ev: ev(seq), chip, btype: btype as u8, flags, object: 0x1000 + seq, address: 0x100 * seq, size, page_size: 2048 })
+}
+
+fn run(recs: &[Record]) -> (Model, Vec<ChipEvent>) {
+    let mut m = Model::new();
+    let mut out = vec![];
+    for r in recs {
+        m.apply(r, &mut |e| out.push(*e));
+    }
+    (m, out)
+}
+
+fn mesh(n: i32) -> Record {
+    Record::Mesh(MeshInfo { p: 0, slot: 0, mesh: 0xabc, chips: (0..n).collect() })
+}
+
+#[test]
+fn mesh_allocation_is_one_per_chip_and_its_free_releases_all() {
+    let (m, out) = run(&[mesh(8), alloc(0, -2, BufferType::Dram, 4 << 20, 0), Record::Free { ev: ev(1), alloc_seq: 0 }]);
+    assert_eq!(out.len(), 16);
+    for chip in 0..8 {
+        let u = m.usage[&(chip, BufferType::Dram)];
+        assert_eq!((u.peak, u.current, u.allocs, u.frees), (4 << 20, 0, 1, 1));
+    }
+    assert_eq!(m.unknown_frees, 0);
+}
+
+#[test]
+fn hooked_allocations_are_paired_but_use_no_bytes() {
+    let (m, out) = run(&[alloc(0, 0, BufferType::L1, 4096, FLAG_HOOKED), Record::Free { ev: ev(1), alloc_seq: 0 }]);
+    let u = m.usage[&(0, BufferType::L1)];
+    assert_eq!((u.peak, u.allocs, u.frees, u.hooked_allocs), (0, 1, 1, 1));
+    assert!(out.iter().all(|e| e.hooked));
+}
+
+#[test]
+fn cb_usage_is_the_largest_live_program_not_the_sum() {
+    let cb = |seq, program, size, flags| Record::CbAlloc(CbRec { ev: ev(seq), chip: 0, program, address: 0x1000, size, flags });
+    let (m, _) = run(&[
+        cb(0, 0xA, 1000, 0),
+        cb(1, 0xA, 500, 0),
+        cb(2, 0xB, 1200, 0),
+        cb(3, 0xB, 9999, FLAG_GLOBAL_CB),
+    ]);
+    let u = m.usage[&(0, BufferType::Cb)];
+    assert_eq!((u.current, u.peak), (1500, 1500));
+    let (m, _) = run(&[
+        cb(0, 0xA, 1000, 0),
+        cb(1, 0xA, 500, 0),
+        cb(2, 0xB, 1200, 0),
+        Record::CbFree { ev: ev(3), chip: 0, program: 0xA },
+    ]);
+    let u = m.usage[&(0, BufferType::Cb)];
+    assert_eq!((u.current, u.peak, u.frees), (1200, 1500, 2));
+    let (m, _) = run(&[cb(0, 0xA, 1000, 0), Record::ProgramEnd { ev: ev(1), program: 0xA }]);
+    assert_eq!(m.usage[&(0, BufferType::Cb)].current, 0);
+}
+
+#[test]
+fn device_close_releases_what_is_left_on_its_chips_only() {
+    let (m, out) = run(&[
+        mesh(2),
+        alloc(0, -2, BufferType::Dram, 100, 0),
+        alloc(1, 0, BufferType::L1, 10, 0),
+        alloc(2, 5, BufferType::L1, 10, 0),
+        Record::DeviceClose { ev: ev(3), chip: 0 },
+    ]);
+    let released: Vec<_> = out.iter().filter(|e| e.kind == ChipKind::CloseRelease).map(|e| (e.chip, e.id)).collect();
+    assert_eq!(released, vec![(0, 0), (0, 1)]);
+    assert_eq!(m.usage[&(1, BufferType::Dram)].current, 100);
+    assert_eq!(m.usage[&(0, BufferType::Dram)].close_released, 1);
+    assert_eq!(m.live().count(), 2);
+}
+
+#[test]
+fn unknown_frees_are_counted() {
+    let (m, out) = run(&[Record::Free { ev: ev(5), alloc_seq: 1 }]);
+    assert_eq!(m.unknown_frees, 1);
+    assert_eq!(out[0].kind, ChipKind::UnknownFree);
+}
+
+#[test]
+fn peak_records_when() {
+    let (m, _) = run(&[
+        alloc(0, 0, BufferType::Dram, 100, 0),
+        alloc(1, 0, BufferType::Dram, 50, 0),
+        Record::Free { ev: ev(2), alloc_seq: 0 },
+        alloc(3, 0, BufferType::Dram, 60, 0),
+    ]);
+    let u = m.usage[&(0, BufferType::Dram)];
+    assert_eq!((u.peak, u.peak_seq, u.current), (150, 1, 110));
+}
