@@ -103,11 +103,15 @@ impl<R: BufRead> TraceReader<R> {
             Err(mut e) => {
                 // Whatever the decoder complained about, a record that ends at
                 // end-of-file is a cut, not corruption.
-                if self.rd.inner.fill_buf().map_or(false, |b| b.is_empty()) {
-                    e = self.err(start, "trace cut short inside a record", true);
+                if e.truncated {
+                    if self.rd.inner.fill_buf().map_or(false, |b| b.is_empty()) {
+                        e = self.err(start, "trace cut short inside a record", true);
+                    } else {
+                        e.truncated = false;
+                    }
                 }
                 if !self.started {
-                    e = self.err(0, format!("not a ttalloc trace ({})", e.message), false);
+                    e = self.err(0, format!("not a ttalloc trace ({})", e.message), e.truncated);
                 }
                 self.done = true;
                 Err(e)
@@ -124,7 +128,8 @@ impl<R: BufRead> TraceReader<R> {
         macro_rules! bad {
             ($e:expr) => {{
                 let e = $e;
-                return Err(self.err(start, format!("corrupt record: {e}"), false));
+                // Marked provisionally as a cut; `next_record` keeps that only at end of file.
+                return Err(self.err(start, format!("corrupt record: {e}"), true));
             }};
         }
         let len = match dec::read_array_len(&mut self.rd) { Ok(n) => n, Err(e) => bad!(e) };
