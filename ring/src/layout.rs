@@ -44,7 +44,7 @@ pub struct MeshSlot {
     /// `MeshDevice*`; 0 = free. Written last (release) once `chips` is filled.
     pub mesh: AtomicU64,
     pub n_chips: AtomicU32,
-    /// Claim flag for writers (0 free, 1 being written, 2 published).
+    /// 0 free, 1 being written, 2 published, 3 retired (mesh closed; chips kept for old events).
     pub state: AtomicU32,
     pub chips: [AtomicI32; MAX_MESH_CHIPS],
 }

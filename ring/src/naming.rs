@@ -1,6 +1,8 @@
 //! Where regions live and how their file names identify a process.
 //!
-//! `ttalloc-<uid>-<pid>-<start_ticks>` in `$TTALLOC_SHM_DIR` (default `/dev/shm`).
+//! `ttalloc-<uid>-<pid>-<start_ticks>-<image>` in `$TTALLOC_SHM_DIR` (default
+//! `/dev/shm`). `image` (CLOCK_MONOTONIC ns at creation) tells apart the
+//! images of one process across `exec`, which keeps pid and start time.
 //! The uid in the name lets a collector skip other users' files without
 //! opening them; ownership and mode are still verified on open.
 
@@ -15,18 +17,30 @@ pub fn shm_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/dev/shm"))
 }
 
-pub fn file_name(uid: u32, pid: u32, start_ticks: u64) -> String {
-    format!("{PREFIX}{uid}-{pid}-{start_ticks}")
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RegionName {
+    pub uid: u32,
+    pub pid: u32,
+    pub start_ticks: u64,
+    pub image: u64,
 }
 
-/// Parses a region file name into (uid, pid, start_ticks).
-pub fn parse_file_name(name: &str) -> Option<(u32, u32, u64)> {
-    let rest = name.strip_prefix(PREFIX)?;
-    let mut it = rest.splitn(3, '-');
-    let uid = it.next()?.parse().ok()?;
-    let pid = it.next()?.parse().ok()?;
-    let start = it.next()?.parse().ok()?;
-    Some((uid, pid, start))
+impl RegionName {
+    pub fn file_name(&self) -> String {
+        format!("{PREFIX}{}-{}-{}-{}", self.uid, self.pid, self.start_ticks, self.image)
+    }
+
+    pub fn parse(name: &str) -> Option<RegionName> {
+        let rest = name.strip_prefix(PREFIX)?;
+        let mut it = rest.split('-');
+        let n = RegionName {
+            uid: it.next()?.parse().ok()?,
+            pid: it.next()?.parse().ok()?,
+            start_ticks: it.next()?.parse().ok()?,
+            image: it.next()?.parse().ok()?,
+        };
+        it.next().is_none().then_some(n)
+    }
 }
 
 /// Start time (clock ticks since boot) of a process, from `/proc/PID/stat`.
@@ -47,10 +61,11 @@ mod tests {
     use super::*;
     #[test]
     fn names_round_trip() {
-        let n = file_name(1000, 4242, 987654);
-        assert_eq!(parse_file_name(&n), Some((1000, 4242, 987654)));
-        assert_eq!(parse_file_name("ttalloc-x-1-2"), None);
-        assert_eq!(parse_file_name("other-1-2-3"), None);
+        let n = RegionName { uid: 1000, pid: 4242, start_ticks: 987654, image: 5 };
+        assert_eq!(RegionName::parse(&n.file_name()), Some(n));
+        assert_eq!(RegionName::parse("ttalloc-x-1-2-3"), None);
+        assert_eq!(RegionName::parse("ttalloc-1-2-3-4-5"), None);
+        assert_eq!(RegionName::parse("other-1-2-3-4"), None);
     }
     #[test]
     fn own_start_time_is_readable() {

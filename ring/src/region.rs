@@ -267,7 +267,12 @@ impl Region {
                     while slot.state.load(Ordering::Acquire) == 1 {
                         std::hint::spin_loop();
                     }
-                    if slot.mesh.load(Ordering::Relaxed) == mesh && self.mesh_chips(i) == chips {
+                    // Retired slots (state 3: that mesh closed) keep their chips for
+                    // readers of older events but never match a new mesh.
+                    if slot.state.load(Ordering::Acquire) == 2
+                        && slot.mesh.load(Ordering::Relaxed) == mesh
+                        && self.mesh_chips(i) == chips
+                    {
                         return Some(i);
                     }
                 }
@@ -283,11 +288,25 @@ impl Region {
             return Vec::new();
         }
         let slot = &self.header().meshes[i];
-        if slot.state.load(Ordering::Acquire) != 2 {
+        if !matches!(slot.state.load(Ordering::Acquire), 2 | 3) {
             return Vec::new();
         }
         let n = (slot.n_chips.load(Ordering::Relaxed) as usize).min(MAX_MESH_CHIPS);
         slot.chips[..n].iter().map(|c| c.load(Ordering::Relaxed)).collect()
+    }
+
+    /// The published slot of a live (not retired) mesh, if registered.
+    pub fn find_mesh(&self, mesh: u64) -> Option<usize> {
+        self.header().meshes.iter().position(|s| {
+            s.state.load(Ordering::Acquire) == 2 && s.mesh.load(Ordering::Relaxed) == mesh
+        })
+    }
+
+    /// The mesh closed: its pointer may be reused by another mesh.
+    pub fn retire_mesh(&self, i: usize) {
+        if let Some(s) = self.header().meshes.get(i) {
+            let _ = s.state.compare_exchange(2, 3, Ordering::AcqRel, Ordering::Relaxed);
+        }
     }
 
     pub fn mesh_ptr(&self, i: usize) -> u64 {
