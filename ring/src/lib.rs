@@ -27,5 +27,5 @@ mod producer;
 pub use consumer::{Drained, RingReader};
 pub use event::{BufferType, EventBody, Kind, RawEvent};
 pub use layout::{Header, Problem, MESH_SLOTS, MAX_MESH_CHIPS};
-pub use producer::PushError;
+pub use producer::{monotonic_ns as producer_clock, PushError, Reservation};
 pub use region::{Region, RegionError};

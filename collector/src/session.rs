@@ -1,0 +1,348 @@
+//! One traced process, from the collector's side: its region, its ring
+//! cursor, and the state needed to turn ring events into trace records —
+//! pairing frees with their allocations, and reconciling with the live table
+//! when events were lost (late attach after an overflow, collector restart,
+//! ring overflow while attached).
+//!
+//! Resync (docs/design.md, "Exact live totals without every event"): take a
+//! snapshot of the live table between two reads of `head` (H0, H1). Entries
+//! the collector lacks become `Alloc`s with `FLAG_RESYNC`; entries it holds
+//! that the table lacks become `ResyncDrop`s. Ring events below H1 may or may
+//! not be reflected in the snapshot, so within that window an allocation
+//! already present (same or later seq) is skipped, and a free of something not
+//! held (or held from a later seq) is absorbed rather than called unknown.
+
+use std::collections::{HashMap, HashSet};
+use ttalloc_ring::event::mesh_slot_of_chip;
+use ttalloc_ring::live::LiveEntry;
+use ttalloc_ring::{naming::RegionName, Kind, RawEvent, Region, RingReader};
+use ttalloc_trace::record::*;
+
+#[derive(Clone, Copy, Debug)]
+struct HeldBuffer {
+    seq: u64,
+    chip: i32,
+}
+
+#[derive(Clone, Debug, Default)]
+struct HeldCbs {
+    /// (seq of each CB alloc event held live)
+    seqs: Vec<u64>,
+    /// Highest seq folded into this program × chip (resync aggregates included).
+    seq_last: u64,
+    seq_first: u64,
+}
+
+pub struct Session {
+    pub name: RegionName,
+    pub p: u32,
+    pub region: Region,
+    buffers: HashMap<u64, HeldBuffer>,
+    cbs: HashMap<(u64, i32), HeldCbs>,
+    meshes_sent: HashSet<u32>,
+    /// Ring events below this may already be reflected in the last snapshot.
+    window_end: u64,
+    last_dropped: u64,
+    pub events: u64,
+    pub absorbed: u64,
+    pub unknown_frees: u64,
+    pub finished: bool,
+}
+
+pub type Out<'a> = &'a mut dyn FnMut(Record);
+
+impl Session {
+    /// Opens the session and emits the process header (and a resync if
+    /// history before `tail` or dropped events cannot come from the ring).
+    pub fn start(name: RegionName, p: u32, region: Region, exe: String, out: Out) -> Session {
+        let reader = RingReader::new(&region);
+        let (tail, dropped) = (reader.tail(), reader.dropped());
+        let h = region.header();
+        let attach = match (tail, dropped) {
+            (0, 0) => "from-start",
+            (0, _) => "late-attach",
+            _ => "restart-resync",
+        };
+        out(Record::Process(ProcessInfo {
+            p,
+            pid: h.pid,
+            start_ticks: h.start_ticks,
+            exe,
+            created_mono_ns: h.created_mono_ns,
+            created_real_ns: h.created_real_ns,
+            shim_info: String::from_utf8_lossy(&region.info()).into_owned(),
+            attach: attach.to_string(),
+        }));
+        let mut s = Session {
+            name,
+            p,
+            region,
+            buffers: HashMap::new(),
+            cbs: HashMap::new(),
+            meshes_sent: HashSet::new(),
+            window_end: 0,
+            last_dropped: 0,
+            events: 0,
+            absorbed: 0,
+            unknown_frees: 0,
+            finished: false,
+        };
+        if attach != "from-start" {
+            if dropped > 0 {
+                out(Record::Gap { p, after_seq: tail, lost: dropped });
+            }
+            s.last_dropped = dropped;
+            s.resync(attach, out);
+        }
+        s
+    }
+
+    fn ev(&self, e: &RawEvent) -> Ev {
+        Ev { p: self.p, seq: e.seq, ts_ns: e.body.ts_ns, tid: e.body.tid }
+    }
+
+    /// Emits the mesh table entry behind a mesh reference the first time it is used.
+    fn chip(&mut self, chip: i32, out: Out) -> i32 {
+        if let Some(slot) = mesh_slot_of_chip(chip) {
+            if self.meshes_sent.insert(slot as u32) {
+                out(Record::Mesh(MeshInfo {
+                    p: self.p,
+                    slot: slot as u32,
+                    mesh: self.region.mesh_ptr(slot),
+                    chips: self.region.mesh_chips(slot),
+                }));
+            }
+        }
+        chip
+    }
+
+    /// Drains up to `max` events. Returns how many were handled.
+    pub fn drain(&mut self, max: u64, out: Out) -> u64 {
+        let mut batch = Vec::with_capacity(1024);
+        let d = RingReader::new(&self.region).drain(max, |e| batch.push(e));
+        for e in &batch {
+            self.handle(e, out);
+        }
+        self.events += d.events;
+        let reader = RingReader::new(&self.region);
+        let (dropped, tail) = (reader.dropped(), reader.tail());
+        if dropped > self.last_dropped {
+            out(Record::Gap { p: self.p, after_seq: tail, lost: dropped - self.last_dropped });
+            self.last_dropped = dropped;
+            self.resync("ring-overflow", out);
+        }
+        d.events
+    }
+
+    /// The process is gone: skip slots it reserved but never published.
+    pub fn drain_dead(&mut self, out: Out) {
+        loop {
+            let n = self.drain(1 << 16, out);
+            let reader = RingReader::new(&self.region);
+            if reader.tail() >= reader.head() {
+                break;
+            }
+            if n == 0 {
+                let t = reader.tail();
+                if reader.skip_unpublished(t) {
+                    self.last_dropped += 1; // counted below as part of the gap
+                    out(Record::Gap { p: self.p, after_seq: t, lost: 1 });
+                }
+            }
+        }
+    }
+
+    fn resync(&mut self, reason: &str, out: Out) {
+        let reader = RingReader::new(&self.region);
+        let _h0 = reader.head();
+        let snapshot = self.region.live_snapshot();
+        let h1 = reader.head();
+        self.window_end = h1;
+        out(Record::Resync { p: self.p, at_seq: h1, reason: reason.to_string() });
+        let mut seen_buffers = HashSet::new();
+        let mut seen_cbs = HashSet::new();
+        for (_key, e) in &snapshot {
+            if e.kind == Kind::CbAlloc as u8 {
+                let key = (e.object, e.chip);
+                seen_cbs.insert(key);
+                if !self.cbs.contains_key(&key) {
+                    self.resync_cb(e, out);
+                }
+            } else {
+                seen_buffers.insert(e.object);
+                match self.buffers.get(&e.object) {
+                    Some(h) if h.seq == e.seq => {}
+                    Some(h) => {
+                        out(Record::ResyncDrop { p: self.p, alloc_seq: h.seq });
+                        self.resync_buffer(e, out);
+                    }
+                    None => self.resync_buffer(e, out),
+                }
+            }
+        }
+        let gone: Vec<u64> = self.buffers.keys().filter(|k| !seen_buffers.contains(k)).copied().collect();
+        for k in gone {
+            let h = self.buffers.remove(&k).expect("held");
+            out(Record::ResyncDrop { p: self.p, alloc_seq: h.seq });
+        }
+        let gone: Vec<(u64, i32)> = self.cbs.keys().filter(|k| !seen_cbs.contains(k)).copied().collect();
+        for k in gone {
+            for seq in self.cbs.remove(&k).expect("held").seqs {
+                out(Record::ResyncDrop { p: self.p, alloc_seq: seq });
+            }
+        }
+    }
+
+    fn resync_buffer(&mut self, e: &LiveEntry, out: Out) {
+        let chip = self.chip(e.chip, out);
+        out(Record::Alloc(AllocRec {
+            ev: Ev { p: self.p, seq: e.seq, ts_ns: 0, tid: 0 },
+            chip,
+            btype: e.btype,
+            flags: e.flags | FLAG_RESYNC,
+            object: e.object,
+            address: e.address,
+            size: e.size,
+            page_size: 0,
+        }));
+        self.buffers.insert(e.object, HeldBuffer { seq: e.seq, chip: e.chip });
+    }
+
+    fn resync_cb(&mut self, e: &LiveEntry, out: Out) {
+        let chip = self.chip(e.chip, out);
+        out(Record::CbAlloc(CbRec {
+            ev: Ev { p: self.p, seq: e.seq, ts_ns: 0, tid: 0 },
+            chip,
+            program: e.object,
+            address: e.address,
+            size: e.size,
+            flags: FLAG_RESYNC,
+        }));
+        self.cbs.insert((e.object, e.chip), HeldCbs { seqs: vec![e.seq], seq_last: e.seq_last, seq_first: e.seq });
+    }
+
+    fn handle(&mut self, e: &RawEvent, out: Out) {
+        let in_window = e.seq < self.window_end;
+        let b = &e.body;
+        let ev = self.ev(e);
+        let Some(kind) = Kind::from_u8(b.kind) else {
+            // A corrupt slot: keep going, but make it visible.
+            out(Record::Gap { p: self.p, after_seq: e.seq, lost: 1 });
+            return;
+        };
+        match kind {
+            Kind::Alloc => {
+                if let Some(h) = self.buffers.get(&b.object) {
+                    if in_window && h.seq >= e.seq {
+                        return;
+                    }
+                    // Still held: its free was lost. Say so before reusing the key.
+                    out(Record::ResyncDrop { p: self.p, alloc_seq: h.seq });
+                }
+                let chip = self.chip(b.chip, out);
+                out(Record::Alloc(AllocRec {
+                    ev,
+                    chip,
+                    btype: b.btype,
+                    flags: b.flags,
+                    object: b.object,
+                    address: b.address,
+                    size: b.size,
+                    page_size: b.page_size,
+                }));
+                self.buffers.insert(b.object, HeldBuffer { seq: e.seq, chip: b.chip });
+            }
+            Kind::Free => match self.buffers.get(&b.object).copied() {
+                Some(h) if h.seq <= e.seq => {
+                    self.buffers.remove(&b.object);
+                    out(Record::Free { ev, alloc_seq: h.seq });
+                }
+                _ if in_window => self.absorbed += 1,
+                Some(_) => {}
+                None => {
+                    self.unknown_frees += 1;
+                    let chip = self.chip(b.chip, out);
+                    out(Record::UnknownFree { ev, object: b.object, chip, btype: b.btype, address: b.address, size: b.size });
+                }
+            },
+            Kind::CbAlloc | Kind::DfbAlloc => {
+                let key = (b.object, b.chip);
+                if in_window && self.cbs.get(&key).is_some_and(|c| c.seq_last >= e.seq) {
+                    return;
+                }
+                let chip = self.chip(b.chip, out);
+                let rec = CbRec { ev, chip, program: b.object, address: b.address, size: b.size, flags: b.flags };
+                out(if kind == Kind::CbAlloc { Record::CbAlloc(rec) } else { Record::DfbAlloc(rec) });
+                let held = self.cbs.entry(key).or_insert_with(|| HeldCbs { seq_first: e.seq, ..Default::default() });
+                held.seqs.push(e.seq);
+                held.seq_last = e.seq;
+            }
+            Kind::CbFree => {
+                let key = (b.object, b.chip);
+                match self.cbs.get(&key) {
+                    Some(c) if c.seq_first <= e.seq => {
+                        self.cbs.remove(&key);
+                        let chip = self.chip(b.chip, out);
+                        out(Record::CbFree { ev, chip, program: b.object });
+                    }
+                    _ if in_window => self.absorbed += 1,
+                    _ => {
+                        // A program without CBs on this device (nothing was placed): harmless.
+                        let chip = self.chip(b.chip, out);
+                        out(Record::CbFree { ev, chip, program: b.object });
+                    }
+                }
+            }
+            Kind::ProgramEnd => {
+                self.cbs.retain(|(program, _), _| *program != b.object);
+                out(Record::ProgramEnd { ev, program: b.object });
+            }
+            Kind::DeviceClose => {
+                let chip = self.chip(b.chip, out);
+                let chips: Vec<i32> = match mesh_slot_of_chip(b.chip) {
+                    Some(slot) => self.region.mesh_chips(slot),
+                    None => vec![b.chip],
+                };
+                // What is held on those chips ends here (the model releases it as
+                // close_release); a mesh allocation stays held while a member closes.
+                let on_closed = |c: i32| c == b.chip || chips.contains(&c);
+                self.buffers.retain(|_, h| !on_closed(h.chip));
+                self.cbs.retain(|(_, c), _| !on_closed(*c));
+                out(Record::DeviceClose { ev, chip });
+            }
+            Kind::AllocFailed => {
+                let chip = self.chip(b.chip, out);
+                let what = if b.aux == 2 { FAILED_CIRCULAR_BUFFERS } else { FAILED_BUFFER };
+                out(Record::AllocFailed { ev, chip, btype: b.btype, size: b.size, program: b.object, what });
+            }
+        }
+    }
+
+    pub fn end(&mut self, how: &str, out: Out) {
+        let reader = RingReader::new(&self.region);
+        let names = [
+            "unreadable_field",
+            "reentry",
+            "panic",
+            "unknown_device",
+            "mesh_table_full",
+            "live_table_full",
+            "cb_free_without_program",
+            "no_original",
+        ];
+        let problems = self.region.problems();
+        out(Record::ProcessEnd(ProcessEnd {
+            p: self.p,
+            last_seq: reader.tail(),
+            how: how.to_string(),
+            dropped: reader.dropped(),
+            problems: names
+                .iter()
+                .zip(problems.iter())
+                .filter(|(_, n)| **n > 0)
+                .map(|(name, n)| (name.to_string(), *n))
+                .collect(),
+        }));
+        self.finished = true;
+    }
+}
