@@ -75,9 +75,12 @@ impl Collector {
             let region = match Region::open(&path) {
                 Ok(r) => r,
                 Err(e) => {
-                    let msg = format!("{}: {e}", path.display());
-                    // A region being created has no magic yet: look again next time.
-                    if !msg.contains("magic") {
+                    // A region still being created looks invalid for a moment: look again
+                    // while its process lives; refuse (once, with the reason) otherwise.
+                    let young = matches!(e, ttalloc_ring::RegionError::Invalid(_))
+                        && naming::process_alive(name.pid, name.start_ticks);
+                    if !young {
+                        let msg = format!("{}: {e}", path.display());
                         eprintln!("ttalloc-collect: {msg}");
                         self.refused.insert(path, msg);
                     }

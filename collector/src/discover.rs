@@ -25,7 +25,8 @@ pub fn parent_of(pid: u32) -> Option<u32> {
     after.split_whitespace().nth(1)?.parse().ok()
 }
 
-pub fn exe_of(pid: u32) -> String {
+/// The command line of a live process (None once it is gone).
+pub fn exe_of(pid: u32) -> Option<String> {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .ok()
         .map(|b| {
@@ -36,5 +37,4 @@ pub fn exe_of(pid: u32) -> String {
                 .join(" ")
         })
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("pid {pid}"))
 }

@@ -8,7 +8,8 @@ use std::process::{Child, Command};
 /// or `$TTALLOC_LIB`.
 pub fn shim_path() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("TTALLOC_LIB") {
-        return Ok(PathBuf::from(p));
+        // Absolute: the command may change directory and spawn others.
+        return std::fs::canonicalize(&p).map_err(|e| format!("TTALLOC_LIB={}: {e}", PathBuf::from(&p).display()));
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot locate myself: {e}"))?;
     let lib = exe.with_file_name("libttalloc.so");

@@ -54,7 +54,14 @@ pub type Out<'a> = &'a mut dyn FnMut(Record);
 impl Session {
     /// Opens the session and emits the process header (and a resync if
     /// history before `tail` or dropped events cannot come from the ring).
-    pub fn start(name: RegionName, p: u32, region: Region, exe: String, out: Out) -> Session {
+    pub fn start(name: RegionName, p: u32, region: Region, exe: Option<String>, out: Out) -> Session {
+        let info = String::from_utf8_lossy(&region.info()).into_owned();
+        let exe = exe
+            .or_else(|| {
+                let v: serde_json::Value = serde_json::from_str(&info).ok()?;
+                v.get("cmdline")?.as_str().map(str::to_string)
+            })
+            .unwrap_or_else(|| format!("pid {}", name.pid));
         let reader = RingReader::new(&region);
         let (tail, dropped) = (reader.tail(), reader.dropped());
         let h = region.header();
@@ -70,7 +77,7 @@ impl Session {
             exe,
             created_mono_ns: h.created_mono_ns,
             created_real_ns: h.created_real_ns,
-            shim_info: String::from_utf8_lossy(&region.info()).into_owned(),
+            shim_info: info,
             attach: attach.to_string(),
         }));
         let mut s = Session {

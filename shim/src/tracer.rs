@@ -1,0 +1,213 @@
+//! Process-wide state, built once when libtt_metal.so is first seen: the
+//! library, the originals of every hooked function, the Buffer reader, and the
+//! shared-memory region (absent when recording is disabled or impossible).
+
+use crate::thread;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
+use ttalloc_ring::naming::{self, RegionName};
+use ttalloc_ring::Region;
+use ttalloc_symbols::abi::BufferReader;
+use ttalloc_symbols::catalog::{self, Target};
+use ttalloc_symbols::elf::{self, Mode, Strategy};
+use ttalloc_symbols::runtime::{self, LoadedLib};
+
+pub struct Tracer {
+    pub lib: LoadedLib,
+    pub reader: BufferReader,
+    originals: Vec<usize>,
+    /// On builds without `deallocate_circular_buffers` (0.65/0.68) nothing ever
+    /// calls `track_deallocate_cb`: a program's CBs end with `~ProgramImpl`.
+    pub cb_free_at_program_end: bool,
+    region: AtomicPtr<Region>,
+    info: String,
+}
+
+const UNINIT: u8 = 0;
+const BUSY: u8 = 1;
+const READY: u8 = 2;
+
+static STATE: AtomicU8 = AtomicU8::new(UNINIT);
+static TRACER: AtomicPtr<Tracer> = AtomicPtr::new(std::ptr::null_mut());
+/// Set in a forked child: the parent's region must not be written; make our own.
+static NEEDS_REGION: AtomicBool = AtomicBool::new(false);
+/// The one warning line this process may print.
+static WARNED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    static INITIALIZING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// `TTALLOC=0` turns recording off entirely (hooks still forward): no file, no output.
+pub fn recording_enabled() -> bool {
+    !matches!(std::env::var("TTALLOC").as_deref(), Ok("0") | Ok("off") | Ok("false"))
+}
+
+pub fn warn_once(msg: &str) {
+    if !WARNED.swap(true, Ordering::AcqRel) && std::env::var_os("TTALLOC_QUIET").is_none() {
+        eprintln!("ttalloc: {msg}");
+    }
+}
+
+/// The tracer, initialising it if libtt_metal.so is loaded and it is not yet.
+#[inline]
+pub fn get() -> Option<&'static Tracer> {
+    if STATE.load(Ordering::Acquire) == READY {
+        return unsafe { TRACER.load(Ordering::Acquire).as_ref() };
+    }
+    try_init()
+}
+
+#[cold]
+pub fn try_init() -> Option<&'static Tracer> {
+    if INITIALIZING.with(|i| i.get()) {
+        return None;
+    }
+    loop {
+        match STATE.compare_exchange(UNINIT, BUSY, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => break,
+            Err(READY) => return unsafe { TRACER.load(Ordering::Acquire).as_ref() },
+            // Another thread is initialising: it takes milliseconds, once.
+            Err(_) => std::thread::yield_now(),
+        }
+    }
+    INITIALIZING.with(|i| i.set(true));
+    let built = std::panic::catch_unwind(build).ok().flatten();
+    INITIALIZING.with(|i| i.set(false));
+    match built {
+        Some(t) => {
+            TRACER.store(Box::into_raw(Box::new(t)), Ordering::Release);
+            STATE.store(READY, Ordering::Release);
+            unsafe { TRACER.load(Ordering::Acquire).as_ref() }
+        }
+        None => {
+            // Not loaded yet (or unusable): try again at the next dlopen or hook.
+            STATE.store(UNINIT, Ordering::Release);
+            None
+        }
+    }
+}
+
+fn build() -> Option<Tracer> {
+    let lib = runtime::find_loaded_tt_metal(build as *const () as usize)?;
+    let (reader, mut notes) = BufferReader::new(&lib);
+    let originals: Vec<usize> = Target::ALL.iter().map(|t| lib.sym(catalog::info(*t).mangled).unwrap_or(0)).collect();
+    let analysis = elf::analyze(&lib.path, Mode::Quick);
+    let cb_free_at_program_end = originals[Target::DeallocateCircularBuffers as usize] == 0;
+    if let Ok(a) = &analysis {
+        for t in &a.targets {
+            if matches!(t.strategy, Strategy::InlineHook) {
+                notes.push(format!(
+                    "{}: no PLT relocation (direct intra-library calls); LD_PRELOAD cannot see them on this build",
+                    t.demangled
+                ));
+            }
+        }
+    }
+    let info = serde_json::json!({
+        "tool": "ttalloc-shim",
+        "version": env!("CARGO_PKG_VERSION"),
+        "library": lib.path.display().to_string(),
+        "cmdline": cmdline(),
+        "abi": reader.family().name(),
+        "cb_free": if cb_free_at_program_end { "at ~ProgramImpl (track_deallocate_cb is never called on this build)" } else { "track_deallocate_cb" },
+        "analysis": analysis.as_ref().map(|a| a.to_json()).unwrap_or_else(|e| serde_json::json!({ "error": e })),
+        "notes": notes,
+    })
+    .to_string();
+    let tracer = Tracer { lib, reader, originals, cb_free_at_program_end, region: AtomicPtr::new(std::ptr::null_mut()), info };
+    if recording_enabled() {
+        tracer.install_region();
+    }
+    Some(tracer)
+}
+
+impl Tracer {
+    /// The original of `t` (0 if the library does not define it).
+    #[inline]
+    pub fn original(&self, t: Target) -> usize {
+        self.originals[t as usize]
+    }
+
+    /// The region to record into, if recording.
+    #[inline]
+    pub fn region(&self) -> Option<&Region> {
+        if NEEDS_REGION.load(Ordering::Relaxed) {
+            self.after_fork();
+        }
+        unsafe { self.region.load(Ordering::Acquire).as_ref() }
+    }
+
+    #[cold]
+    fn after_fork(&self) {
+        if NEEDS_REGION.swap(false, Ordering::AcqRel) {
+            // The parent's mapping stays mapped (it is the parent's); never write to it again.
+            self.region.store(std::ptr::null_mut(), Ordering::Release);
+            if recording_enabled() {
+                self.install_region();
+                if let Some(r) = unsafe { self.region.load(Ordering::Acquire).as_ref() } {
+                    r.mark_state(ttalloc_ring::layout::STATE_FORKED_CHILD);
+                }
+            }
+        }
+    }
+
+    fn install_region(&self) {
+        match create_region() {
+            Ok(r) => {
+                r.set_info(self.info.as_bytes());
+                self.region.store(Box::into_raw(Box::new(r)), Ordering::Release);
+            }
+            Err(e) => warn_once(&format!("not recording this process ({e}); the workload runs unchanged")),
+        }
+    }
+}
+
+/// This process's command line (the collector may only see the region after the process is gone).
+fn cmdline() -> String {
+    std::fs::read("/proc/self/cmdline")
+        .map(|b| b.split(|c| *c == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn env_pow2(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).filter(|v| v.is_power_of_two()).unwrap_or(default)
+}
+
+fn create_region() -> Result<Region, ttalloc_ring::RegionError> {
+    let pid = std::process::id();
+    let start_ticks = naming::process_start_ticks(pid).unwrap_or(0);
+    let name = RegionName {
+        uid: unsafe { libc::geteuid() },
+        pid,
+        start_ticks,
+        image: ttalloc_ring::producer_clock(),
+    };
+    let dir = naming::shm_dir();
+    Region::create(
+        &dir.join(name.file_name()),
+        env_pow2("TTALLOC_RING_EVENTS", 1 << 20),
+        env_pow2("TTALLOC_LIVE_SLOTS", 1 << 18),
+        pid,
+        start_ticks,
+    )
+}
+
+/// Called in the child right after `fork`.
+pub fn on_fork_child() {
+    thread::FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+    NEEDS_REGION.store(true, Ordering::Release);
+}
+
+/// Called at normal process exit.
+pub fn on_exit() {
+    if STATE.load(Ordering::Acquire) != READY {
+        return;
+    }
+    if let Some(t) = unsafe { TRACER.load(Ordering::Acquire).as_ref() } {
+        crate::record::flush_pending(t);
+        if let Some(r) = unsafe { t.region.load(Ordering::Acquire).as_ref() } {
+            r.mark_state(ttalloc_ring::layout::STATE_EXITED);
+        }
+    }
+}

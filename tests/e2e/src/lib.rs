@@ -1,0 +1,130 @@
+//! Helpers for end-to-end tests: run the real `ttalloc-collect` (launch or
+//! two-terminal mode) over a workload preloaded with the real
+//! `libttalloc.so`, against a variant of the test library (tests/testlib,
+//! a faithful stand-in for libtt_metal.so — there is no Tenstorrent
+//! hardware here), then replay the trace with the same model `ttalloc` uses.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use ttalloc_ring::BufferType;
+use ttalloc_trace::{ChipEvent, ChipKind, Model, Record, TraceReader};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+/// A release artefact, built by `make build` (the test fails clearly if it is missing).
+pub fn artefact(name: &str) -> PathBuf {
+    let p = root().join("target/release").join(name);
+    assert!(p.exists(), "{} missing: run `make` first (make test does)", p.display());
+    p
+}
+
+pub fn testlib(variant: &str) -> PathBuf {
+    let p = root().join("target/testlib").join(variant);
+    assert!(p.join("libtt_metal.so").exists(), "{} missing: run `make testlib`", p.display());
+    p
+}
+
+pub fn workload(name: &str) -> PathBuf {
+    root().join("tests/workloads").join(name)
+}
+
+/// An isolated ring directory, so tests running in parallel never see each other's rings.
+pub struct ShmDir(pub tempfile::TempDir);
+
+impl ShmDir {
+    pub fn new() -> ShmDir {
+        let base = if Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
+        ShmDir(tempfile::Builder::new().prefix("ttalloc-test-").tempdir_in(base).expect("tempdir"))
+    }
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+    pub fn rings(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect()
+    }
+}
+
+pub struct Run {
+    pub output: Output,
+    pub trace: PathBuf,
+}
+
+/// `ttalloc-collect --out TRACE -- CMD…` with an isolated ring directory.
+pub fn collect(shm: &ShmDir, trace: &Path, cmd: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = Command::new(artefact("ttalloc-collect"));
+    c.arg("--out").arg(trace).arg("--shm-dir").arg(shm.path()).arg("--").args(cmd);
+    c.env("TTALLOC_LIB", artefact("libttalloc.so"));
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let output = c.output().expect("run ttalloc-collect");
+    Run { output, trace: trace.to_path_buf() }
+}
+
+/// Everything a test wants to assert on, from one replay of a trace.
+pub struct Replayed {
+    pub model: Model,
+    pub events: Vec<ChipEvent>,
+    pub records: Vec<Record>,
+    pub complete: bool,
+}
+
+impl Replayed {
+    pub fn peak(&self, chip: i32, t: BufferType) -> u64 {
+        self.model.usage.get(&(chip, t)).map_or(0, |u| u.peak)
+    }
+    pub fn current(&self, chip: i32, t: BufferType) -> u64 {
+        self.model.usage.get(&(chip, t)).map_or(0, |u| u.current)
+    }
+    pub fn count(&self, kind: ChipKind) -> usize {
+        self.events.iter().filter(|e| e.kind == kind).count()
+    }
+    pub fn count_on(&self, kind: ChipKind, chip: i32) -> usize {
+        self.events.iter().filter(|e| e.kind == kind && e.chip == chip).count()
+    }
+    /// chip → number of events of `kind` and `btype`, with their byte sum.
+    pub fn per_chip(&self, kind: ChipKind, t: BufferType) -> BTreeMap<i32, (usize, u64)> {
+        let mut m = BTreeMap::new();
+        for e in self.events.iter().filter(|e| e.kind == kind && e.btype == t) {
+            let v = m.entry(e.chip).or_insert((0, 0));
+            v.0 += 1;
+            v.1 += e.size;
+        }
+        m
+    }
+    pub fn processes(&self) -> usize {
+        self.model.procs.iter().filter(|p| p.info.is_some()).count()
+    }
+}
+
+pub fn replay(trace: &Path) -> Replayed {
+    let f = std::fs::File::open(trace).unwrap_or_else(|e| panic!("{}: {e}", trace.display()));
+    let mut rd = TraceReader::new(std::io::BufReader::new(f));
+    let mut model = Model::new();
+    let mut events = Vec::new();
+    let mut records = Vec::new();
+    for r in rd.by_ref() {
+        let r = r.unwrap_or_else(|e| panic!("{}: {e}", trace.display()));
+        model.apply(&r, &mut |e| events.push(*e));
+        records.push(r);
+    }
+    Replayed { model, events, records, complete: rd.complete }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts a command succeeded, printing its output otherwise.
+pub fn ok(o: &Output) {
+    assert!(o.status.success(), "exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status, stdout(o), stderr(o));
+}
+
+pub const MIB: u64 = 1 << 20;
