@@ -87,6 +87,7 @@ fn run(args: Args) -> Result<i32, String> {
     let mut exit_code = 0;
     let mut child_done_at: Option<Instant> = None;
     let mut last_scan = Instant::now() - Duration::from_secs(1);
+    let mut last_flush = Instant::now();
     loop {
         if last_scan.elapsed() >= Duration::from_millis(100) || child_done_at.is_some() {
             col.discover();
@@ -94,7 +95,11 @@ fn run(args: Args) -> Result<i32, String> {
         }
         let n = col.drain();
         col.reap();
-        col.sink.flush();
+        // Flushed often enough that a killed collector leaves a useful trace, not per batch.
+        if last_flush.elapsed() >= Duration::from_millis(100) {
+            col.sink.flush();
+            last_flush = Instant::now();
+        }
         if let Some(c) = &mut child {
             if child_done_at.is_none() {
                 if let Ok(Some(status)) = c.try_wait() {

@@ -20,14 +20,21 @@ use ttalloc_trace::record::*;
 
 #[derive(Clone, Copy, Debug)]
 struct HeldBuffer {
+    /// Orders it against ring events (a live-table seq may be provisional).
     seq: u64,
+    /// Its id in the trace (`Free::alloc_seq` names it).
+    id: u64,
     chip: i32,
 }
 
+/// Ids of resynced allocations: live-table entries whose event was dropped
+/// share a provisional seq, so they get ids of their own, above any real seq.
+const RESYNC_ID_BASE: u64 = 1 << 62;
+
 #[derive(Clone, Debug, Default)]
 struct HeldCbs {
-    /// (seq of each CB alloc event held live)
-    seqs: Vec<u64>,
+    /// Trace ids of the CB allocations held live.
+    ids: Vec<u64>,
     /// Highest seq folded into this program × chip (resync aggregates included).
     seq_last: u64,
     seq_first: u64,
@@ -42,6 +49,9 @@ pub struct Session {
     meshes_sent: HashSet<u32>,
     /// Ring events below this may already be reflected in the last snapshot.
     window_end: u64,
+    /// Ring events below this certainly are (published before the snapshot began).
+    reflected_end: u64,
+    next_resync_id: u64,
     last_dropped: u64,
     pub events: u64,
     pub absorbed: u64,
@@ -88,6 +98,8 @@ impl Session {
             cbs: HashMap::new(),
             meshes_sent: HashSet::new(),
             window_end: 0,
+            reflected_end: 0,
+            next_resync_id: RESYNC_ID_BASE,
             last_dropped: 0,
             events: 0,
             absorbed: 0,
@@ -161,10 +173,11 @@ impl Session {
 
     fn resync(&mut self, reason: &str, out: Out) {
         let reader = RingReader::new(&self.region);
-        let _h0 = reader.head();
+        let published = reader.published_prefix();
         let snapshot = self.region.live_snapshot();
         let h1 = reader.head();
         self.window_end = h1;
+        self.reflected_end = published;
         out(Record::Resync { p: self.p, at_seq: h1, reason: reason.to_string() });
         let mut seen_buffers = HashSet::new();
         let mut seen_cbs = HashSet::new();
@@ -180,7 +193,7 @@ impl Session {
                 match self.buffers.get(&e.object) {
                     Some(h) if h.seq == e.seq => {}
                     Some(h) => {
-                        out(Record::ResyncDrop { p: self.p, alloc_seq: h.seq });
+                        out(Record::ResyncDrop { p: self.p, alloc_seq: h.id });
                         self.resync_buffer(e, out);
                     }
                     None => self.resync_buffer(e, out),
@@ -190,20 +203,26 @@ impl Session {
         let gone: Vec<u64> = self.buffers.keys().filter(|k| !seen_buffers.contains(k)).copied().collect();
         for k in gone {
             let h = self.buffers.remove(&k).expect("held");
-            out(Record::ResyncDrop { p: self.p, alloc_seq: h.seq });
+            out(Record::ResyncDrop { p: self.p, alloc_seq: h.id });
         }
         let gone: Vec<(u64, i32)> = self.cbs.keys().filter(|k| !seen_cbs.contains(k)).copied().collect();
         for k in gone {
-            for seq in self.cbs.remove(&k).expect("held").seqs {
-                out(Record::ResyncDrop { p: self.p, alloc_seq: seq });
+            for id in self.cbs.remove(&k).expect("held").ids {
+                out(Record::ResyncDrop { p: self.p, alloc_seq: id });
             }
         }
     }
 
+    fn resync_id(&mut self) -> u64 {
+        self.next_resync_id += 1;
+        self.next_resync_id
+    }
+
     fn resync_buffer(&mut self, e: &LiveEntry, out: Out) {
         let chip = self.chip(e.chip, out);
+        let id = self.resync_id();
         out(Record::Alloc(AllocRec {
-            ev: Ev { p: self.p, seq: e.seq, ts_ns: 0, tid: 0 },
+            ev: Ev { p: self.p, seq: id, ts_ns: 0, tid: 0 },
             chip,
             btype: e.btype,
             flags: e.flags | FLAG_RESYNC,
@@ -212,24 +231,26 @@ impl Session {
             size: e.size,
             page_size: 0,
         }));
-        self.buffers.insert(e.object, HeldBuffer { seq: e.seq, chip: e.chip });
+        self.buffers.insert(e.object, HeldBuffer { seq: e.seq, id, chip: e.chip });
     }
 
     fn resync_cb(&mut self, e: &LiveEntry, out: Out) {
         let chip = self.chip(e.chip, out);
+        let id = self.resync_id();
         out(Record::CbAlloc(CbRec {
-            ev: Ev { p: self.p, seq: e.seq, ts_ns: 0, tid: 0 },
+            ev: Ev { p: self.p, seq: id, ts_ns: 0, tid: 0 },
             chip,
             program: e.object,
             address: e.address,
             size: e.size,
             flags: FLAG_RESYNC,
         }));
-        self.cbs.insert((e.object, e.chip), HeldCbs { seqs: vec![e.seq], seq_last: e.seq_last, seq_first: e.seq });
+        self.cbs.insert((e.object, e.chip), HeldCbs { ids: vec![id], seq_last: e.seq_last, seq_first: e.seq });
     }
 
     fn handle(&mut self, e: &RawEvent, out: Out) {
         let in_window = e.seq < self.window_end;
+        let reflected = e.seq < self.reflected_end;
         let b = &e.body;
         let ev = self.ev(e);
         let Some(kind) = Kind::from_u8(b.kind) else {
@@ -239,12 +260,15 @@ impl Session {
         };
         match kind {
             Kind::Alloc => {
-                if let Some(h) = self.buffers.get(&b.object) {
-                    if in_window && h.seq >= e.seq {
-                        return;
+                match self.buffers.get(&b.object) {
+                    Some(h) if in_window && h.seq >= e.seq => return,
+                    // Published before the snapshot, yet not in it: freed since.
+                    None if reflected => return,
+                    Some(h) => {
+                        // Still held: its free was lost. Say so before reusing the key.
+                        out(Record::ResyncDrop { p: self.p, alloc_seq: h.id });
                     }
-                    // Still held: its free was lost. Say so before reusing the key.
-                    out(Record::ResyncDrop { p: self.p, alloc_seq: h.seq });
+                    None => {}
                 }
                 let chip = self.chip(b.chip, out);
                 out(Record::Alloc(AllocRec {
@@ -257,12 +281,12 @@ impl Session {
                     size: b.size,
                     page_size: b.page_size,
                 }));
-                self.buffers.insert(b.object, HeldBuffer { seq: e.seq, chip: b.chip });
+                self.buffers.insert(b.object, HeldBuffer { seq: e.seq, id: e.seq, chip: b.chip });
             }
             Kind::Free => match self.buffers.get(&b.object).copied() {
                 Some(h) if h.seq <= e.seq => {
                     self.buffers.remove(&b.object);
-                    out(Record::Free { ev, alloc_seq: h.seq });
+                    out(Record::Free { ev, alloc_seq: h.id });
                 }
                 _ if in_window => self.absorbed += 1,
                 Some(_) => {}
@@ -274,14 +298,15 @@ impl Session {
             },
             Kind::CbAlloc | Kind::DfbAlloc => {
                 let key = (b.object, b.chip);
-                if in_window && self.cbs.get(&key).is_some_and(|c| c.seq_last >= e.seq) {
+                let held = self.cbs.get(&key);
+                if (in_window && held.is_some_and(|c| c.seq_last >= e.seq)) || (reflected && held.is_none()) {
                     return;
                 }
                 let chip = self.chip(b.chip, out);
                 let rec = CbRec { ev, chip, program: b.object, address: b.address, size: b.size, flags: b.flags };
                 out(if kind == Kind::CbAlloc { Record::CbAlloc(rec) } else { Record::DfbAlloc(rec) });
                 let held = self.cbs.entry(key).or_insert_with(|| HeldCbs { seq_first: e.seq, ..Default::default() });
-                held.seqs.push(e.seq);
+                held.ids.push(e.seq);
                 held.seq_last = e.seq;
             }
             Kind::CbFree => {

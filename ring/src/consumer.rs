@@ -63,6 +63,20 @@ impl<'a> RingReader<'a> {
         out
     }
 
+    /// The end of the contiguous run of published slots from `tail`: every
+    /// event below it was published (and so had updated the live table) by now.
+    pub fn published_prefix(&self) -> u64 {
+        let h = self.region.header();
+        let slots = self.region.slots();
+        let mask = slots.len() as u64 - 1;
+        let (mut pos, head) = (h.tail.0.load(Ordering::Acquire), h.head.0.load(Ordering::Acquire));
+        let end = head.min(pos.saturating_add(slots.len() as u64));
+        while pos < end && slots[(pos & mask) as usize].stamp.load(Ordering::Acquire) == pos + 1 {
+            pos += 1;
+        }
+        pos
+    }
+
     /// Gives up on a reserved slot whose writer can never publish it (its
     /// process died mid-event). Returns true if `seq` was skipped.
     pub fn skip_unpublished(&self, seq: u64) -> bool {

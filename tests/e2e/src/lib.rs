@@ -128,3 +128,62 @@ pub fn ok(o: &Output) {
 }
 
 pub const MIB: u64 = 1 << 20;
+
+/// Two-terminal mode: a collector running on its own, drained with SIGTERM.
+pub struct Background {
+    pub child: std::process::Child,
+    pub trace: PathBuf,
+}
+
+pub fn start_collector(shm: &ShmDir, trace: &Path) -> Background {
+    let child = Command::new(artefact("ttalloc-collect"))
+        .arg("--out")
+        .arg(trace)
+        .arg("--shm-dir")
+        .arg(shm.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start collector");
+    Background { child, trace: trace.to_path_buf() }
+}
+
+impl Background {
+    /// SIGTERM (Ctrl-C equivalent) and wait: the trace is finished cleanly.
+    pub fn stop(mut self) -> Output {
+        unsafe { libc_kill(self.child.id() as i32, 15) };
+        let out = self.child.wait_with_output().expect("collector exit");
+        assert!(out.status.success(), "collector: {:?}\n{}", out.status, stderr(&out));
+        out
+    }
+    pub fn kill9(mut self) {
+        unsafe { libc_kill(self.child.id() as i32, 9) };
+        let _ = self.child.wait();
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// A workload preloaded by hand (the seeds' two-terminal way).
+pub fn preloaded(shm: &ShmDir, cmd: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(cmd[0]);
+    c.args(&cmd[1..]).env("LD_PRELOAD", artefact("libttalloc.so")).env("TTALLOC_SHM_DIR", shm.path());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Waits until `f` holds (polling), at most `secs`.
+pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}

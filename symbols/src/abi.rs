@@ -1,0 +1,344 @@
+//! Reading a `Buffer` and its device from inside a hook.
+//!
+//! `BufferReader::new` runs once at load: it resolves the library's own accessors, detects the
+//! ABI family and *proves* every field offset from the library's machine code before trusting
+//! it. The `read*` methods then run on the hot path: no allocation, no syscall, no panic.
+//! A field that could not be proven is `None` — never a guess.
+//!
+//! Rules, per family (`catalog::FIELD_STRATEGIES`):
+//! * exported accessors are always preferred (they are tt-metal's own code, correct by
+//!   construction); all of them on pimpl builds (0.81+).
+//! * legacy (0.65–0.77) `type` is the u32 at the offset `Buffer::is_dram()` tests; `device`
+//!   and `size` are at the offsets the `Buffer` ctor stores its `IDevice*`/size arguments to.
+//!   Size uses the field (one load, no u32 `num_pages()` truncation) when the ctor proves it,
+//!   else `num_pages() * page_size()`, which is exact because the ctor rejects sizes that are
+//!   not a multiple of the page size. A device pointer is returned only if its vptr is
+//!   `Device`'s or `MeshDevice`'s, checked on every read.
+//! * `address()` throws (TT_ASSERT) on an unallocated buffer: it is only called after the
+//!   non-throwing `is_allocated()` said yes.
+
+use std::ffi::c_void;
+
+use crate::catalog::{self, accessor_info, Accessor, Family};
+use crate::runtime::LoadedLib;
+use crate::validate;
+
+// Anything that could in principle throw is `C-unwind`: a C++ exception must unwind through
+// our frames rather than abort the process.
+type GetBool = unsafe extern "C-unwind" fn(usize) -> bool;
+type GetU32 = unsafe extern "C-unwind" fn(usize) -> u32;
+type GetU64 = unsafe extern "C-unwind" fn(usize) -> u64;
+type GetPtr = unsafe extern "C-unwind" fn(usize) -> usize;
+type GetI32 = unsafe extern "C-unwind" fn(usize) -> i32;
+/// `std::vector<IDevice*> MeshDevice::get_devices() const`: sret in rdi, `this` in rsi.
+type GetDevices = unsafe extern "C-unwind" fn(*mut [usize; 3], usize);
+type OpDelete = unsafe extern "C-unwind" fn(*mut c_void);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BufferFields {
+    /// `IDevice*` (a `Device` or a `MeshDevice`); 0 when unknown.
+    pub device: usize,
+    pub size: Option<u64>,
+    /// `BufferType`: DRAM=0, L1=1, SYSTEM_MEMORY=2, L1_SMALL=3, TRACE=4.
+    pub btype: Option<u8>,
+    /// Only read when `allocated == Some(true)`.
+    pub address: Option<u64>,
+    pub page_size: Option<u64>,
+    pub allocated: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    Device,
+    Mesh,
+    Unknown,
+}
+
+/// Reads `Buffer`s of one loaded library. Plain function pointers and offsets: `Send + Sync`.
+#[derive(Clone, Debug)]
+pub struct BufferReader {
+    family: Family,
+    is_allocated: Option<GetBool>,
+    address: Option<GetU32>,
+    page_size: Option<GetU64>,
+    num_pages: Option<GetU32>,
+    size_fn: Option<GetU64>,
+    type_fn: Option<GetU32>,
+    device_fn: Option<GetPtr>,
+    unique_id_fn: Option<GetU64>,
+    type_off: Option<usize>,
+    size_off: Option<usize>,
+    device_off: Option<usize>,
+    /// `&_ZTV… + 16`; 0 when the vtable is not exported.
+    device_vptr: usize,
+    mesh_vptr: usize,
+    /// Validated `Device::id()` (vtable slot 3 of `Device`).
+    device_id: Option<GetI32>,
+    get_devices: Option<GetDevices>,
+    op_delete: Option<OpDelete>,
+}
+
+impl BufferReader {
+    /// Resolve and validate everything; the notes say what was proven and what degraded.
+    pub fn new(lib: &LoadedLib) -> (BufferReader, Vec<String>) {
+        let mut notes = Vec::new();
+        let sym = |a: Accessor| lib.sym(accessor_info(a).mangled);
+        // SAFETY (all transmutes below): the address is the library's own definition of the
+        // named function, whose C++ signature matches the Rust type.
+        macro_rules! func {
+            ($a:expr, $t:ty) => {
+                sym($a).map(|p| unsafe { std::mem::transmute::<usize, $t>(p) })
+            };
+        }
+        let pimpl_exports = catalog::PIMPL_MARKERS.iter().all(|a| sym(*a).is_some());
+        let is_dram_bytes = sym(Accessor::BufferIsDram).and_then(|p| unsafe { lib.code_bytes(p, 16) });
+        let family = Family::detect(pimpl_exports, is_dram_bytes);
+        notes.push(format!("ABI family {} ({})", family.name(), lib.path.display()));
+
+        let vptr = |a: Accessor| sym(a).map_or(0, |v| v + catalog::VTABLE_ADDRESS_POINT);
+        let mut r = BufferReader {
+            family,
+            is_allocated: func!(Accessor::BufferIsAllocated, GetBool),
+            address: func!(Accessor::BufferAddress, GetU32),
+            page_size: func!(Accessor::BufferPageSize, GetU64),
+            num_pages: func!(Accessor::BufferNumPages, GetU32),
+            size_fn: func!(Accessor::BufferSize, GetU64),
+            type_fn: func!(Accessor::BufferType, GetU32),
+            device_fn: func!(Accessor::BufferDevice, GetPtr),
+            unique_id_fn: func!(Accessor::BufferUniqueId, GetU64),
+            type_off: None,
+            size_off: None,
+            device_off: None,
+            device_vptr: vptr(Accessor::DeviceVtable),
+            mesh_vptr: vptr(Accessor::MeshDeviceVtable),
+            device_id: None,
+            get_devices: func!(Accessor::MeshGetDevices, GetDevices),
+            // Imported, not defined: use what the library's own references bind to.
+            op_delete: lib
+                .bound(accessor_info(Accessor::OperatorDelete).mangled)
+                .map(|p| unsafe { std::mem::transmute::<usize, OpDelete>(p) }),
+        };
+        if r.is_allocated.is_none() {
+            notes.push("Buffer::is_allocated() missing: address and allocation state unknown".into());
+        }
+
+        if family != Family::Pimpl {
+            r.prove_legacy_offsets(lib, is_dram_bytes, &mut notes);
+        }
+        r.describe_fields(&mut notes);
+        r.prove_device_id(lib, &mut notes);
+        match (r.get_devices.is_some(), r.op_delete.is_some()) {
+            (true, true) => notes.push("mesh expansion: MeshDevice::get_devices() + operator delete".into()),
+            _ => notes.push("mesh expansion unavailable: MeshDevice::get_devices() or operator delete missing".into()),
+        }
+        (r, notes)
+    }
+
+    fn prove_legacy_offsets(&mut self, lib: &LoadedLib, is_dram_bytes: Option<&[u8]>, notes: &mut Vec<String>) {
+        let type_off = is_dram_bytes.and_then(validate::is_dram_type_offset).map(usize::from);
+        match type_off {
+            Some(o) => notes.push(format!("type: Buffer::is_dram() tests the u32 at +{o:#x}")),
+            None => notes.push("type: Buffer::is_dram() does not match the legacy pattern: type unknown".into()),
+        }
+        let ctor = catalog::LEGACY_BUFFER_CTORS.iter().find_map(|n| lib.sym(n)).or_else(|| {
+            // The trailing ctor parameters may change between releases: search by prefix.
+            let found = crate::elf::find_symbols_by_prefix(&lib.path, catalog::LEGACY_BUFFER_CTOR_PREFIXES).ok()?;
+            found.iter().map(|(_, v)| lib.base + *v as usize).find(|a| lib.is_code(*a))
+        });
+        let stores =
+            ctor.and_then(|a| unsafe { lib.code_bytes(a, 256) }.map(|b| validate::ctor_arg_stores(b, a as u64)));
+        let Some(stores) = stores else {
+            notes.push("device/size: no legacy Buffer ctor found: offsets unproven, device unknown".into());
+            self.type_off = type_off;
+            return;
+        };
+        let ctor_type = stores.offset_of(catalog::CTOR_ARG_TYPE, 4).map(|o| o as usize);
+        match (type_off, ctor_type) {
+            (Some(a), Some(b)) if a != b => {
+                notes.push(format!(
+                    "type: is_dram() says +{a:#x} but the ctor stores the type at +{b:#x}: type unknown"
+                ));
+            }
+            _ => self.type_off = type_off,
+        }
+        self.device_off = stores.offset_of(catalog::CTOR_ARG_DEVICE, 8).map(|o| o as usize);
+        self.size_off = stores.offset_of(catalog::CTOR_ARG_SIZE, 8).map(|o| o as usize);
+        match self.device_off {
+            Some(o) => {
+                notes.push(format!("device: the Buffer ctor stores its IDevice* at +{o:#x}; each read checks the vptr"))
+            }
+            None => notes.push("device: the Buffer ctor's IDevice* store was not found: device unknown".into()),
+        }
+        match self.size_off {
+            Some(o) => notes.push(format!("size: the Buffer ctor stores its size at +{o:#x}: read directly")),
+            None => notes.push("size: ctor store not found: num_pages() * page_size()".into()),
+        }
+    }
+
+    fn describe_fields(&self, notes: &mut Vec<String>) {
+        let have = |b: bool| if b { "yes" } else { "NO" };
+        notes.push(format!(
+            "fields: size {} type {} device {} page_size {} address {}",
+            have(
+                self.size_fn.is_some()
+                    || self.size_off.is_some()
+                    || (self.num_pages.is_some() && self.page_size.is_some())
+            ),
+            have(self.type_fn.is_some() || self.type_off.is_some()),
+            have(
+                self.device_fn.is_some()
+                    || (self.device_off.is_some() && (self.device_vptr != 0 || self.mesh_vptr != 0))
+            ),
+            have(self.page_size.is_some()),
+            have(self.address.is_some() && self.is_allocated.is_some()),
+        ));
+    }
+
+    /// `IDevice::id()` is slot 3; `Device::id()` is hidden, so we prove from the mapped code
+    /// that the slot holds a side-effect-free `int` getter before ever calling it.
+    fn prove_device_id(&mut self, lib: &LoadedLib, notes: &mut Vec<String>) {
+        if self.device_vptr == 0 {
+            notes.push("chip id unavailable: Device vtable not exported".into());
+            return;
+        }
+        // SAFETY: the vtable lies in the library's relocated, read-only data.
+        let f = unsafe { *((self.device_vptr + 8 * catalog::IDEVICE_ID_SLOT) as *const usize) };
+        let getter =
+            lib.is_code(f).then(|| unsafe { lib.code_bytes(f, 8) }).flatten().and_then(validate::int_getter_offset);
+        match getter {
+            Some(off) => {
+                self.device_id = Some(unsafe { std::mem::transmute::<usize, GetI32>(f) });
+                notes.push(format!("chip id: Device vtable slot 3 is an int getter of +{off:#x} (Device::id())"));
+            }
+            None => notes.push("chip id unavailable: Device vtable slot 3 is not a plain getter".into()),
+        }
+    }
+
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    pub fn has_chip_id(&self) -> bool {
+        self.device_id.is_some()
+    }
+
+    pub fn can_expand_mesh(&self) -> bool {
+        self.get_devices.is_some() && self.op_delete.is_some() && self.mesh_vptr != 0
+    }
+
+    /// Read every field of the `Buffer` at `buf` that can be read safely. Hot path: no
+    /// allocation, no syscall, no panicking arithmetic.
+    ///
+    /// # Safety
+    /// `buf` must be a live `tt::tt_metal::Buffer*` of the library this reader was built for.
+    pub unsafe fn read(&self, buf: usize) -> BufferFields {
+        let mut f = BufferFields::default();
+        if buf == 0 {
+            return f;
+        }
+        f.allocated = self.is_allocated.map(|g| g(buf));
+        if f.allocated == Some(true) {
+            f.address = self.address.map(|g| u64::from(g(buf)));
+        }
+        f.page_size = self.page_size.map(|g| g(buf));
+        f.size = if let Some(g) = self.size_fn {
+            Some(g(buf))
+        } else if let Some(o) = self.size_off {
+            Some(std::ptr::read_unaligned(buf.wrapping_add(o) as *const u64))
+        } else {
+            match (self.num_pages, f.page_size) {
+                (Some(n), Some(ps)) if ps != 0 => u64::from(n(buf)).checked_mul(ps),
+                _ => None,
+            }
+        };
+        let raw_type = if let Some(g) = self.type_fn {
+            Some(g(buf))
+        } else {
+            self.type_off.map(|o| std::ptr::read_unaligned(buf.wrapping_add(o) as *const u32))
+        };
+        f.btype = raw_type.and_then(|t| u8::try_from(t).ok());
+        f.device = if let Some(g) = self.device_fn {
+            g(buf)
+        } else if let Some(o) = self.device_off {
+            let d = std::ptr::read_unaligned(buf.wrapping_add(o) as *const usize);
+            if self.device_kind(d) == DeviceKind::Unknown {
+                0
+            } else {
+                d
+            }
+        } else {
+            0
+        };
+        f
+    }
+
+    /// `Buffer::unique_id()` where exported (0.81+); its legacy offset moves, so never read.
+    ///
+    /// # Safety
+    /// As for [`BufferReader::read`].
+    pub unsafe fn unique_id(&self, buf: usize) -> Option<u64> {
+        if buf == 0 {
+            return None;
+        }
+        self.unique_id_fn.map(|g| g(buf))
+    }
+
+    /// Classify an `IDevice*` by its vptr.
+    ///
+    /// # Safety
+    /// `dev` must be 0 or point to readable memory (an `IDevice*` from tt-metal).
+    pub unsafe fn device_kind(&self, dev: usize) -> DeviceKind {
+        if dev == 0 || dev & (std::mem::align_of::<usize>() - 1) != 0 {
+            return DeviceKind::Unknown;
+        }
+        let vptr = *(dev as *const usize);
+        if vptr != 0 && vptr == self.device_vptr {
+            DeviceKind::Device
+        } else if vptr != 0 && vptr == self.mesh_vptr {
+            DeviceKind::Mesh
+        } else {
+            DeviceKind::Unknown
+        }
+    }
+
+    /// Chip id of a physical `Device` (virtual `id()`, slot 3). `None` for a `MeshDevice`:
+    /// its `id()` is a mesh id, not a chip.
+    ///
+    /// # Safety
+    /// `dev` must be 0 or a live `IDevice*` of this library.
+    pub unsafe fn chip_id(&self, dev: usize) -> Option<i32> {
+        if self.device_kind(dev) != DeviceKind::Device {
+            return None;
+        }
+        // The vptr equals Device's, so slot 3 is exactly the getter proven at load.
+        self.device_id.map(|g| g(dev))
+    }
+
+    /// Copy the physical devices of a `MeshDevice` into `out`; returns how many the mesh has
+    /// (entries beyond `out.len()` are dropped). Calls into tt-metal, which allocates the
+    /// vector; we free it with the library's `operator delete`. Once per mesh, not per event.
+    ///
+    /// # Safety
+    /// `mesh` must be 0 or a live `IDevice*` of this library.
+    pub unsafe fn mesh_chip_devices(&self, mesh: usize, out: &mut [usize]) -> Option<usize> {
+        if self.device_kind(mesh) != DeviceKind::Mesh {
+            return None;
+        }
+        let (get, del) = (self.get_devices?, self.op_delete?);
+        let mut v = [0usize; 3]; // begin, end, end_of_storage
+        get(&mut v, mesh);
+        let [begin, end, cap] = v;
+        if begin == 0 {
+            return Some(0);
+        }
+        if end < begin || cap < end || (end - begin) % std::mem::size_of::<usize>() != 0 {
+            return None; // not a vector layout we understand: leak rather than free garbage
+        }
+        let n = (end - begin) / std::mem::size_of::<usize>();
+        let devices = std::slice::from_raw_parts(begin as *const usize, n);
+        let k = n.min(out.len());
+        out[..k].copy_from_slice(&devices[..k]);
+        del(begin as *mut c_void);
+        Some(n)
+    }
+}

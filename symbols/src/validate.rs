@@ -1,0 +1,179 @@
+//! Pure checks over machine code that *prove* a field offset before anyone reads memory with
+//! it. They take bytes only, so the same check runs on the mapped library inside the shim and
+//! on the file in tests / `ttalloc doctor`.
+
+use iced_x86::{
+    Code, Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, OpAccess, OpKind, Register,
+};
+
+/// `Buffer::is_dram() const` of the legacy layout is exactly
+/// `testl $0xfffffffb, disp8(%rdi); sete %al; ret` — DRAM (0) and TRACE (4) are the only
+/// types with all other bits clear. Returns `disp8`, i.e. where the u32 `BufferType` lives.
+pub fn is_dram_type_offset(bytes: &[u8]) -> Option<u8> {
+    match bytes {
+        [0xf7, 0x47, off, 0xfb, 0xff, 0xff, 0xff, 0x0f, 0x94, 0xc0, 0xc3, ..] => Some(*off),
+        _ => None,
+    }
+}
+
+/// A side-effect-free `int` getter: `mov disp(%rdi),%eax; ret` (disp8 or disp32). Used to
+/// check that vtable slot 3 really is a trivial `id()` before we call it on every event.
+pub fn int_getter_offset(bytes: &[u8]) -> Option<u32> {
+    match bytes {
+        [0x8b, 0x47, off, 0xc3, ..] => Some(*off as u32),
+        [0x8b, 0x87, a, b, c, d, 0xc3, ..] => Some(u32::from_le_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
+}
+
+/// Where a constructor stores its integer arguments into `*this`, found by following register
+/// copies through the straight-line prologue (up to the first branch/call).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtorStores {
+    /// Indexed by SysV argument position (0 = `this`/rdi, 1 = rsi, 2 = rdx, 3 = rcx,
+    /// 4 = r8, 5 = r9): `(offset into *this, store width in bytes)` of the first store.
+    pub stores: [Option<(u32, u8)>; 6],
+}
+
+impl CtorStores {
+    /// Offset of argument `arg` if it was stored whole with `width` bytes.
+    pub fn offset_of(&self, arg: usize, width: u8) -> Option<u32> {
+        match self.stores.get(arg).copied().flatten() {
+            Some((off, w)) if w == width => Some(off),
+            _ => None,
+        }
+    }
+}
+
+const ARG_REGS: [Register; 6] =
+    [Register::RDI, Register::RSI, Register::RDX, Register::RCX, Register::R8, Register::R9];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Holds {
+    Unknown,
+    This,
+    Arg(usize),
+}
+
+/// Decode the prologue of a constructor at `ip` and report where each argument register lands
+/// in `*this`. The legacy `Buffer` ctor does `mov %rsi,0x10(%rdi); mov %rdx,0x18(%rdi);
+/// mov %r8d,0x20(%rdi)` before its first branch, proving device/size/type offsets.
+pub fn ctor_arg_stores(bytes: &[u8], ip: u64) -> CtorStores {
+    let mut out = CtorStores::default();
+    let mut regs = [Holds::Unknown; 16]; // indexed by full 64-bit GPR number
+    let gpr = |r: Register| -> Option<usize> {
+        let f = r.full_register();
+        (f >= Register::RAX && f <= Register::R15).then(|| f as usize - Register::RAX as usize)
+    };
+    regs[gpr(Register::RDI).unwrap()] = Holds::This;
+    for (i, r) in ARG_REGS.iter().enumerate().skip(1) {
+        regs[gpr(*r).unwrap()] = Holds::Arg(i);
+    }
+    let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+    let mut factory = InstructionInfoFactory::new();
+    let mut ins = Instruction::default();
+    for _ in 0..64 {
+        if !decoder.can_decode() {
+            break;
+        }
+        decoder.decode_out(&mut ins);
+        if ins.is_invalid() || ins.flow_control() != FlowControl::Next {
+            break;
+        }
+        let reg_to_reg = matches!(ins.code(), Code::Mov_r64_rm64 | Code::Mov_rm64_r64)
+            && ins.op0_kind() == OpKind::Register
+            && ins.op1_kind() == OpKind::Register;
+        let store =
+            matches!(ins.code(), Code::Mov_rm64_r64 | Code::Mov_rm32_r32 | Code::Mov_rm16_r16 | Code::Mov_rm8_r8)
+                && ins.op0_kind() == OpKind::Memory
+                && ins.op1_kind() == OpKind::Register;
+        if reg_to_reg {
+            if let (Some(d), Some(s)) = (gpr(ins.op0_register()), gpr(ins.op1_register())) {
+                regs[d] = regs[s];
+                continue;
+            }
+        }
+        if store && ins.memory_index() == Register::None {
+            if let (Some(b), Some(s)) = (gpr(ins.memory_base()), gpr(ins.op1_register())) {
+                if let (Holds::This, Holds::Arg(a)) = (regs[b], regs[s]) {
+                    let width = ins.op1_register().size() as u8;
+                    if out.stores[a].is_none() {
+                        out.stores[a] = Some((ins.memory_displacement64() as u32, width));
+                    }
+                }
+            }
+            continue; // a store writes no register
+        }
+        for used in factory.info(&ins).used_registers() {
+            if matches!(
+                used.access(),
+                OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+            ) {
+                if let Some(r) = gpr(used.register()) {
+                    regs[r] = Holds::Unknown;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_dram_pattern() {
+        let b = [0xf7, 0x47, 0x20, 0xfb, 0xff, 0xff, 0xff, 0x0f, 0x94, 0xc0, 0xc3, 0x0f];
+        assert_eq!(is_dram_type_offset(&b), Some(0x20));
+        // 0.81.1 pimpl form: mov 0x10(%rdi),%rax; testl $..,0x10(%rax)
+        let p = [0x48, 0x8b, 0x47, 0x10, 0xf7, 0x40, 0x10, 0xfb, 0xff, 0xff, 0xff];
+        assert_eq!(is_dram_type_offset(&p), None);
+        assert_eq!(is_dram_type_offset(&b[..6]), None);
+    }
+
+    #[test]
+    fn getter_pattern() {
+        assert_eq!(int_getter_offset(&[0x8b, 0x47, 0x08, 0xc3]), Some(8));
+        assert_eq!(int_getter_offset(&[0x8b, 0x87, 0x00, 0x01, 0, 0, 0xc3]), Some(0x100));
+        assert_eq!(int_getter_offset(&[0x48, 0x8b, 0x7f, 0x18, 0x48, 0x8b, 0x07]), None);
+    }
+
+    #[test]
+    fn ctor_prologue_of_legacy_buffer() {
+        // Bytes of 0.65.0 Buffer::Buffer(IDevice*, …) up to the first stores.
+        let code = [
+            0x55, 0x41, 0x57, 0x41, 0x56, 0x41, 0x55, 0x41, 0x54, 0x53, 0x48, 0x83, 0xec, 0x48, // pushes; sub rsp
+            0x4d, 0x89, 0xce, // mov %r9,%r14
+            0x45, 0x89, 0xc7, // mov %r8d,%r15d
+            0x49, 0x89, 0xcc, // mov %rcx,%r12
+            0x49, 0x89, 0xd5, // mov %rdx,%r13
+            0x48, 0x89, 0xf5, // mov %rsi,%rbp
+            0x48, 0x89, 0xfb, // mov %rdi,%rbx
+            0xc5, 0xf8, 0x57, 0xc0, // vxorps
+            0xc5, 0xf8, 0x11, 0x07, // vmovups %xmm0,(%rdi)
+            0x48, 0x89, 0x77, 0x10, // mov %rsi,0x10(%rdi)
+            0x48, 0x89, 0x57, 0x18, // mov %rdx,0x18(%rdi)
+            0x44, 0x89, 0x47, 0x20, // mov %r8d,0x20(%rdi)
+            0xc3,
+        ];
+        let s = ctor_arg_stores(&code, 0x1000);
+        assert_eq!(s.offset_of(1, 8), Some(0x10));
+        assert_eq!(s.offset_of(2, 8), Some(0x18));
+        assert_eq!(s.offset_of(4, 4), Some(0x20));
+        assert_eq!(s.offset_of(3, 8), None);
+    }
+
+    #[test]
+    fn ctor_tracks_copies_and_clobbers() {
+        let code = [
+            0x48, 0x89, 0xf5, // mov %rsi,%rbp
+            0x48, 0x89, 0xfb, // mov %rdi,%rbx
+            0x48, 0x31, 0xf6, // xor %rsi,%rsi  (clobbers rsi)
+            0x48, 0x89, 0x73, 0x08, // mov %rsi,0x8(%rbx): not an argument any more
+            0x48, 0x89, 0x6b, 0x10, // mov %rbp,0x10(%rbx): arg 1 via copies
+        ];
+        let s = ctor_arg_stores(&code, 0);
+        assert_eq!(s.offset_of(1, 8), Some(0x10));
+    }
+}
