@@ -1,0 +1,156 @@
+//! Reading a trace file for a command: one-line errors that name the file and
+//! the byte offset, a cut-short trace turned into a warning, and a progress
+//! bar on stderr for long replays when stderr is a terminal.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::fmt;
+use std::io::{BufReader, IsTerminal};
+use std::path::{Path, PathBuf};
+use ttalloc_trace::{reader, Record, TraceError, TraceReader};
+
+/// Files smaller than this replay too fast to deserve a progress bar.
+const PROGRESS_MIN_BYTES: u64 = 32 << 20;
+
+/// A command failure: printed as `ttalloc: <path>: <message>[ at byte offset N]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub path: String,
+    pub message: String,
+    pub offset: Option<u64>,
+}
+
+impl Error {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Error {
+        Error { path: path.into(), message: message.into(), offset: None }
+    }
+    pub fn io(path: &Path, e: std::io::Error) -> Error {
+        Error::new(path.display().to_string(), e.to_string())
+    }
+    pub fn trace(path: &Path, e: &TraceError) -> Error {
+        Error { path: path.display().to_string(), message: e.message.clone(), offset: Some(e.offset) }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)?;
+        if let Some(o) = self.offset {
+            write!(f, " at byte offset {o}")?;
+        }
+        Ok(())
+    }
+}
+impl std::error::Error for Error {}
+
+/// How a trace ended short of its footer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cut {
+    /// Everything before this offset was replayed.
+    pub offset: u64,
+    pub message: String,
+}
+
+impl Cut {
+    /// The warning line (without the `ttalloc: ` prefix).
+    pub fn warning(&self, path: &str) -> String {
+        format!("{path}: warning: {} at byte offset {}; replayed up to there", self.message, self.offset)
+    }
+}
+
+pub struct Source {
+    pub path: PathBuf,
+    reader: TraceReader<BufReader<std::fs::File>>,
+    bar: Option<ProgressBar>,
+    /// Records returned so far (the header is record 0).
+    pub ordinal: u64,
+    pub len: u64,
+    /// Set once the end was reached, if the trace had no clean end.
+    pub cut: Option<Cut>,
+    finished: bool,
+}
+
+impl Source {
+    /// Opens `path`; `label` (e.g. "pass 1/2") names the progress bar, if one is shown.
+    pub fn open(path: &Path, label: Option<&str>) -> Result<Source, Error> {
+        let reader = reader::open(path).map_err(|e| Error::trace(path, &e))?;
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let bar = match label {
+            Some(label) if len >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal() => {
+                let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(4));
+                bar.set_style(
+                    ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                bar.set_message(format!("ttalloc: {label}"));
+                Some(bar)
+            }
+            _ => None,
+        };
+        Ok(Source { path: path.to_path_buf(), reader, bar, ordinal: 0, len, cut: None, finished: false })
+    }
+
+    pub fn display(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    pub fn offset(&self) -> u64 {
+        self.reader.offset()
+    }
+
+    /// The next record; `Ok(None)` at the end (clean or cut: see `cut`).
+    pub fn next(&mut self) -> Result<Option<Record>, Error> {
+        if self.finished {
+            return Ok(None);
+        }
+        match self.reader.next_record() {
+            Ok(Some(r)) => {
+                self.ordinal += 1;
+                if self.ordinal & 0xffff == 0 {
+                    if let Some(b) = &self.bar {
+                        b.set_position(self.reader.offset());
+                    }
+                }
+                Ok(Some(r))
+            }
+            Ok(None) => {
+                self.end();
+                if !self.reader.complete {
+                    self.cut = Some(Cut { offset: self.reader.offset(), message: "trace has no footer (the collector did not finish it)".into() });
+                }
+                Ok(None)
+            }
+            Err(e) if e.truncated => {
+                self.end();
+                self.cut = Some(Cut { offset: e.offset, message: e.message });
+                Ok(None)
+            }
+            Err(e) => {
+                self.end();
+                Err(Error::trace(&self.path, &e))
+            }
+        }
+    }
+
+    fn end(&mut self) {
+        self.finished = true;
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+
+    /// Prints the cut-short warning, if any, on stderr.
+    pub fn warn_if_cut(&self) {
+        if let Some(c) = &self.cut {
+            eprintln!("ttalloc: {}", c.warning(&self.display()));
+        }
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,781 @@
+//! Replaying a trace file into a [`Summary`] — the object `ttalloc replay
+//! --json` prints (documented in `docs/replay-json.md`) and that `diff`,
+//! `leaks` and `report` are built on.
+//!
+//! The accounting is `ttalloc_trace::Model`'s; this module only watches it.
+//! Memory stays bounded by the live set: pass 1 streams the file once and
+//! remembers *where* (record ordinal) each chip × type reached its peak;
+//! pass 2 (only when the live sets at the peaks are wanted) re-reads the file
+//! up to the last of those records and snapshots the live set there.
+
+use crate::source::{Cut, Error, Source};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use ttalloc_ring::BufferType;
+use ttalloc_trace::{ChipEvent, ChipKind, Ev, Model, Record};
+
+/// Display order of memory types in tables.
+pub const TYPE_ORDER: [&str; 7] = ["DRAM", "L1", "L1_SMALL", "TRACE", "CB", "SYSTEM_MEMORY", "UNKNOWN"];
+
+pub fn type_rank(name: &str) -> usize {
+    TYPE_ORDER.iter().position(|t| *t == name).unwrap_or(TYPE_ORDER.len())
+}
+
+/// Types of a chip in display order.
+pub fn ordered_types<V>(m: &BTreeMap<String, V>) -> Vec<(&String, &V)> {
+    let mut v: Vec<_> = m.iter().collect();
+    v.sort_by_key(|(k, _)| (type_rank(k), (*k).clone()));
+    v
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Entries of `peak_live` kept per chip × type (the rest is summed in `peak_live_rest`).
+    pub top: usize,
+    /// Run pass 2 to list what was live at each peak.
+    pub peak_live: bool,
+    /// Build the L1 address map of each chip at its L1 peak (L1 + L1_SMALL + CB).
+    pub l1_maps: bool,
+    /// L1 banks a buffer is interleaved over, for the per-bank footprint in the map.
+    pub l1_banks: u32,
+    /// Top of the L1 address range in the map (default: the highest end seen).
+    pub l1_size: Option<u64>,
+    /// Buckets of the usage-over-time series (0: none).
+    pub timeline: usize,
+    /// Progress bar on stderr (when it is a terminal and the file is large).
+    pub progress: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { top: 20, peak_live: true, l1_maps: false, l1_banks: 1, l1_size: None, timeline: 0, progress: false }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub trace: TraceInfo,
+    /// chip id → memory type name → usage.
+    pub chips: BTreeMap<i32, BTreeMap<String, TypeSummary>>,
+    pub unknown_frees: u64,
+    pub dropped: u64,
+    pub gaps: Vec<Gap>,
+    pub alloc_failures: u64,
+    pub leaks: Vec<LeakGroup>,
+    pub processes: Vec<ProcessSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub l1_maps: BTreeMap<i32, L1Map>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TraceInfo {
+    pub path: String,
+    pub bytes: u64,
+    pub records: u64,
+    /// The trace ended with its footer.
+    pub complete: bool,
+    /// Where and why the replay stopped early (cut-short trace), else null.
+    pub cut: Option<Cut>,
+    pub format_version: u32,
+    pub tool_version: String,
+    pub host: String,
+    pub command: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TypeSummary {
+    pub peak: u64,
+    /// Process (index, pid) whose event reached the peak; null when `peak` is 0.
+    pub peak_p: Option<u32>,
+    pub peak_pid: Option<u32>,
+    pub peak_seq: Option<u64>,
+    pub peak_ts_ns: Option<u64>,
+    /// `peak_ts_ns` minus the first event time of that process.
+    pub peak_t_ns: Option<u64>,
+    pub live_end: u64,
+    pub live_end_count: u64,
+    pub allocs: u64,
+    pub frees: u64,
+    pub hooked_allocs: u64,
+    pub close_released: u64,
+    /// What was live at the peak, largest first (at most `top` entries).
+    #[serde(default)]
+    pub peak_live: Vec<LiveItem>,
+    /// The live allocations at the peak not listed in `peak_live`.
+    #[serde(default)]
+    pub peak_live_rest: Rest,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rest {
+    pub count: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveItem {
+    pub p: u32,
+    pub pid: u32,
+    /// The allocation's sequence number (its id within the process).
+    pub id: u64,
+    pub tid: u32,
+    pub ts_ns: u64,
+    pub t_ns: u64,
+    /// `buffer` or `cb`.
+    pub kind: String,
+    #[serde(rename = "type")]
+    pub btype: String,
+    pub address: u64,
+    pub size: u64,
+    /// Bytes it counts for (0 when hooked or a global CB).
+    pub bytes: u64,
+    pub page_size: u32,
+    pub buffer: Option<u64>,
+    pub program: Option<u64>,
+    pub hooked: bool,
+    pub global: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    pub p: u32,
+    pub pid: u32,
+    pub after_seq: u64,
+    pub lost: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeakGroup {
+    pub p: u32,
+    pub pid: u32,
+    #[serde(rename = "type")]
+    pub btype: String,
+    pub size: u64,
+    /// `exit` (live when its process ended) or `device_close` (released by a close).
+    pub at: String,
+    pub hooked: bool,
+    pub count: u64,
+    pub bytes: u64,
+    pub items: Vec<LeakItem>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeakItem {
+    pub chip: i32,
+    pub address: u64,
+    /// The allocation: its seq (id), thread and time.
+    pub id: u64,
+    pub tid: u32,
+    pub ts_ns: u64,
+    pub t_ns: u64,
+    pub buffer: Option<u64>,
+    pub program: Option<u64>,
+    /// The device close that released it (null for `exit`).
+    pub released_seq: Option<u64>,
+    pub released_ts_ns: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSummary {
+    pub p: u32,
+    pub pid: u32,
+    pub exe: String,
+    pub attach: String,
+    /// `exited`, `killed`, `collector-stopped`, or null (no end record).
+    pub ended: Option<String>,
+    pub first_ts_ns: Option<u64>,
+    pub last_ts_ns: Option<u64>,
+    pub last_seq: u64,
+    pub events: u64,
+    pub dropped: u64,
+    pub unknown_frees: u64,
+    pub resyncs: u64,
+    pub problems: BTreeMap<String, u64>,
+    /// This process's own peak per chip × type.
+    pub peaks: BTreeMap<i32, BTreeMap<String, u64>>,
+}
+
+/// Usage over time: per chip × type, `buckets` buckets of `bucket_ns` from
+/// `t0_ns`, each `[max, last]` or null when nothing changed in it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub t0_ns: u64,
+    pub bucket_ns: u64,
+    pub series: BTreeMap<i32, BTreeMap<String, Vec<Option<[u64; 2]>>>>,
+}
+
+/// A chip's L1 at the peak of its L1 footprint (L1 + L1_SMALL + CB).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L1Map {
+    pub peak: u64,
+    pub p: u32,
+    pub pid: u32,
+    pub seq: u64,
+    pub ts_ns: u64,
+    pub t_ns: u64,
+    pub lo: u64,
+    pub hi: u64,
+    pub banks: u32,
+    pub ranges: Vec<L1Range>,
+    /// Free ranges between `lo` and `hi`, `[start, size]`, largest first.
+    pub gaps: Vec<[u64; 2]>,
+    pub largest_gap: Option<[u64; 2]>,
+    pub free: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L1Range {
+    pub start: u64,
+    pub end: u64,
+    #[serde(rename = "type")]
+    pub btype: String,
+    pub pid: u32,
+    pub id: u64,
+    pub size: u64,
+    pub program: Option<u64>,
+    /// The per-bank footprint estimate ran into the next range and was cut there.
+    pub clipped: bool,
+}
+
+pub fn ev_of(r: &Record) -> Option<&Ev> {
+    Some(match r {
+        Record::Alloc(a) => &a.ev,
+        Record::CbAlloc(c) | Record::DfbAlloc(c) => &c.ev,
+        Record::Free { ev, .. }
+        | Record::UnknownFree { ev, .. }
+        | Record::CbFree { ev, .. }
+        | Record::ProgramEnd { ev, .. }
+        | Record::DeviceClose { ev, .. }
+        | Record::AllocFailed { ev, .. } => ev,
+        _ => return None,
+    })
+}
+
+fn is_l1ish(t: BufferType) -> bool {
+    matches!(t, BufferType::L1 | BufferType::L1Small | BufferType::Cb)
+}
+
+/// Per-process first/last event time (the zero of `t_ns`).
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    pub first: Vec<Option<u64>>,
+    pub last: Vec<u64>,
+}
+
+impl Clock {
+    pub fn see(&mut self, r: &Record) {
+        if let Some(ev) = ev_of(r) {
+            let p = ev.p as usize;
+            if self.first.len() <= p {
+                self.first.resize(p + 1, None);
+                self.last.resize(p + 1, 0);
+            }
+            self.first[p].get_or_insert(ev.ts_ns);
+            self.last[p] = self.last[p].max(ev.ts_ns);
+        }
+    }
+    pub fn rel(&self, p: u32, ts: u64) -> u64 {
+        ts.saturating_sub(self.first.get(p as usize).copied().flatten().unwrap_or(ts))
+    }
+    pub fn first_of(&self, p: u32) -> Option<u64> {
+        self.first.get(p as usize).copied().flatten()
+    }
+    pub fn last_of(&self, p: u32) -> Option<u64> {
+        self.first_of(p).map(|_| self.last[p as usize])
+    }
+}
+
+/// Fixed-size usage-over-time buckets; the bucket width doubles (pairs merge)
+/// whenever time runs past the end, so memory does not grow with the trace.
+struct TimelineBuilder {
+    n: usize,
+    t0: Option<u64>,
+    width: u64,
+    series: BTreeMap<(i32, BufferType), Vec<Option<[u64; 2]>>>,
+}
+
+impl TimelineBuilder {
+    fn new(n: usize) -> Self {
+        TimelineBuilder { n: n.max(2), t0: None, width: 1000, series: BTreeMap::new() }
+    }
+    fn add(&mut self, key: (i32, BufferType), ts: u64, value: u64) {
+        let t0 = *self.t0.get_or_insert(ts);
+        let off = ts.saturating_sub(t0);
+        while off / self.width >= self.n as u64 {
+            self.merge();
+        }
+        let i = (off / self.width) as usize;
+        let n = self.n;
+        let b = &mut self.series.entry(key).or_insert_with(|| vec![None; n])[i];
+        *b = Some(match *b {
+            Some([m, _]) => [m.max(value), value],
+            None => [value, value],
+        });
+    }
+    fn merge(&mut self) {
+        for v in self.series.values_mut() {
+            let mut out = vec![None; v.len()];
+            for i in 0..v.len() / 2 {
+                out[i] = match (v[2 * i], v[2 * i + 1]) {
+                    (Some([a, _]), Some([b, l])) => Some([a.max(b), l]),
+                    (x, None) => x,
+                    (None, y) => y,
+                };
+            }
+            *v = out;
+        }
+        self.width *= 2;
+    }
+    fn finish(self) -> Timeline {
+        let mut series: BTreeMap<i32, BTreeMap<String, Vec<Option<[u64; 2]>>>> = BTreeMap::new();
+        for ((chip, t), v) in self.series {
+            series.entry(chip).or_default().insert(t.name().to_string(), v);
+        }
+        Timeline { t0_ns: self.t0.unwrap_or(0), bucket_ns: self.width, series }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct L1Peak {
+    total: u64,
+    ord: u64,
+    p: u32,
+    seq: u64,
+    ts: u64,
+}
+
+struct RawLeak {
+    p: u32,
+    btype: BufferType,
+    size: u64,
+    hooked: bool,
+    at: &'static str,
+    item: LeakItem,
+}
+
+/// Pass 1: the model plus what the summary needs that the model does not keep.
+struct Pass1 {
+    model: Model,
+    clock: Clock,
+    evbuf: Vec<ChipEvent>,
+    /// (chip, type) → (peak, ordinal of the record that reached it).
+    peak_ord: HashMap<(i32, BufferType), (u64, u64)>,
+    l1_peak: HashMap<i32, L1Peak>,
+    dirty: Vec<i32>,
+    leaks: Vec<RawLeak>,
+    gaps: Vec<Gap>,
+    timeline: Option<TimelineBuilder>,
+    l1_maps: bool,
+}
+
+impl Pass1 {
+    fn apply(&mut self, ord: u64, r: &Record) {
+        self.clock.see(r);
+        // A close names released allocations by seq only: keep their (tid, ts) for the leak list.
+        let closing: Option<HashMap<u64, (u32, u64)>> = match r {
+            Record::DeviceClose { ev, .. } => self
+                .model
+                .procs
+                .get(ev.p as usize)
+                .map(|s| s.live.iter().map(|(seq, l)| (*seq, (l.tid, l.ts_ns))).collect()),
+            _ => None,
+        };
+        self.evbuf.clear();
+        let buf = &mut self.evbuf;
+        self.model.apply(r, &mut |e| buf.push(*e));
+        if let Record::Gap { p, after_seq, lost } = r {
+            let pid = self.model.procs.get(*p as usize).map_or(0, |s| s.pid());
+            self.gaps.push(Gap { p: *p, pid, after_seq: *after_seq, lost: *lost });
+        }
+        self.dirty.clear();
+        for e in &self.evbuf {
+            if e.kind == ChipKind::CloseRelease {
+                let (tid, ts) = closing.as_ref().and_then(|m| m.get(&e.id).copied()).unwrap_or((e.tid, e.ts_ns));
+                self.leaks.push(RawLeak {
+                    p: e.p,
+                    btype: e.btype,
+                    size: e.size,
+                    hooked: e.hooked,
+                    at: "device_close",
+                    item: LeakItem {
+                        chip: e.chip,
+                        address: e.address,
+                        id: e.id,
+                        tid,
+                        ts_ns: ts,
+                        t_ns: self.clock.rel(e.p, ts),
+                        buffer: (e.btype != BufferType::Cb).then_some(e.object),
+                        program: (e.btype == BufferType::Cb).then_some(e.object),
+                        released_seq: Some(e.seq),
+                        released_ts_ns: Some(e.ts_ns),
+                    },
+                });
+            }
+            let key = (e.chip, e.btype);
+            let Some(u) = self.model.usage.get(&key) else { continue };
+            let slot = self.peak_ord.entry(key).or_insert((0, 0));
+            if u.peak > slot.0 {
+                *slot = (u.peak, ord);
+            }
+            if let Some(tl) = &mut self.timeline {
+                let ts = if e.ts_ns == 0 { self.clock.last_of(e.p).unwrap_or(0) } else { e.ts_ns };
+                tl.add(key, ts, u.current);
+            }
+            if self.l1_maps && is_l1ish(e.btype) && !self.dirty.contains(&e.chip) {
+                self.dirty.push(e.chip);
+            }
+        }
+        for &chip in &self.dirty {
+            let total: u64 = [BufferType::L1, BufferType::L1Small, BufferType::Cb]
+                .iter()
+                .filter_map(|t| self.model.usage.get(&(chip, *t)))
+                .map(|u| u.current)
+                .sum();
+            let cur = self.l1_peak.get(&chip).map_or(0, |p| p.total);
+            if total > cur {
+                let ev = ev_of(r).copied().unwrap_or_default();
+                self.l1_peak.insert(chip, L1Peak { total, ord, p: ev.p, seq: ev.seq, ts: ev.ts_ns });
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Peak(i32, BufferType),
+    L1(i32),
+}
+
+/// `summarize_with` with the default options (pass 2 on, 20 entries per peak).
+pub fn summarize(path: &Path) -> Result<Summary, Error> {
+    summarize_with(path, &Options::default())
+}
+
+/// Replays the trace at `path` into a summary. A cut-short trace is not an
+/// error: `trace.cut` says where it stopped.
+pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
+    let two = opts.peak_live || opts.l1_maps;
+    let label = opts.progress.then_some(if two { "replay pass 1/2" } else { "replay" });
+    let mut src = Source::open(path, label)?;
+    let mut st = Pass1 {
+        model: Model::new(),
+        clock: Clock::default(),
+        evbuf: Vec::new(),
+        peak_ord: HashMap::new(),
+        l1_peak: HashMap::new(),
+        dirty: Vec::new(),
+        leaks: Vec::new(),
+        gaps: Vec::new(),
+        timeline: (opts.timeline > 0).then(|| TimelineBuilder::new(opts.timeline)),
+        l1_maps: opts.l1_maps,
+    };
+    while let Some(r) = src.next()? {
+        st.apply(src.ordinal, &r);
+    }
+    let records = src.ordinal;
+    let cut = src.cut.clone();
+    drop(src);
+
+    let m = &st.model;
+    let clock = &st.clock;
+    let pid_of = |p: u32| m.procs.get(p as usize).map_or(0, |s| s.pid());
+    let header = m.header.clone().unwrap_or_else(|| ttalloc_trace::TraceHeader {
+        magic: String::new(),
+        format_version: 0,
+        tool_version: String::new(),
+        host: String::new(),
+        collector_pid: 0,
+        started_real_ns: 0,
+        command: vec![],
+    });
+    let mut s = Summary {
+        trace: TraceInfo {
+            path: path.display().to_string(),
+            bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            records,
+            complete: m.footer.is_some() && cut.is_none(),
+            cut,
+            format_version: header.format_version,
+            tool_version: header.tool_version,
+            host: header.host,
+            command: header.command,
+        },
+        unknown_frees: m.unknown_frees,
+        dropped: m.dropped,
+        alloc_failures: m.alloc_failures,
+        gaps: std::mem::take(&mut st.gaps),
+        ..Summary::default()
+    };
+    for (&(chip, t), u) in &m.usage {
+        let reached = u.peak > 0;
+        s.chips.entry(chip).or_default().insert(
+            t.name().to_string(),
+            TypeSummary {
+                peak: u.peak,
+                peak_p: reached.then_some(u.peak_p),
+                peak_pid: reached.then(|| pid_of(u.peak_p)),
+                peak_seq: reached.then_some(u.peak_seq),
+                peak_ts_ns: reached.then_some(u.peak_ts_ns),
+                peak_t_ns: reached.then(|| clock.rel(u.peak_p, u.peak_ts_ns)),
+                live_end: u.current,
+                live_end_count: u.live_count,
+                allocs: u.allocs,
+                frees: u.frees,
+                hooked_allocs: u.hooked_allocs,
+                close_released: u.close_released,
+                peak_live: Vec::new(),
+                peak_live_rest: Rest::default(),
+            },
+        );
+    }
+    for (p, ps) in m.procs.iter().enumerate() {
+        let p = p as u32;
+        let info = ps.info.clone();
+        let mut peaks: BTreeMap<i32, BTreeMap<String, u64>> = BTreeMap::new();
+        for (&(pp, chip, t), u) in m.proc_usage.range((p, i32::MIN, BufferType::Dram)..=(p, i32::MAX, BufferType::Unknown)) {
+            debug_assert_eq!(pp, p);
+            peaks.entry(chip).or_default().insert(t.name().to_string(), u.peak);
+        }
+        s.processes.push(ProcessSummary {
+            p,
+            pid: ps.pid(),
+            exe: info.as_ref().map_or_else(String::new, |i| i.exe.clone()),
+            attach: info.as_ref().map_or_else(String::new, |i| i.attach.clone()),
+            ended: ps.end.as_ref().map(|e| e.how.clone()),
+            first_ts_ns: clock.first_of(p),
+            last_ts_ns: clock.last_of(p),
+            last_seq: ps.last_seq,
+            events: ps.events,
+            dropped: ps.dropped,
+            unknown_frees: ps.unknown_frees,
+            resyncs: ps.resyncs,
+            problems: ps.end.as_ref().map(|e| e.problems.iter().cloned().collect()).unwrap_or_default(),
+            peaks,
+        });
+        // Still live when the process ended: leaked at exit.
+        let ended = ps.end.as_ref().is_some_and(|e| e.how != "collector-stopped");
+        if ended {
+            for l in ps.live.values() {
+                for &chip in l.chips() {
+                    st.leaks.push(RawLeak {
+                        p,
+                        btype: l.btype,
+                        size: l.size,
+                        hooked: l.hooked,
+                        at: "exit",
+                        item: LeakItem {
+                            chip,
+                            address: l.address,
+                            id: l.seq,
+                            tid: l.tid,
+                            ts_ns: l.ts_ns,
+                            t_ns: clock.rel(p, l.ts_ns),
+                            buffer: (!l.is_cb()).then_some(l.object),
+                            program: l.is_cb().then_some(l.object),
+                            released_seq: None,
+                            released_ts_ns: None,
+                        },
+                    });
+                }
+            }
+        }
+    }
+    s.leaks = group_leaks(std::mem::take(&mut st.leaks), &pid_of);
+    s.timeline = st.timeline.take().map(TimelineBuilder::finish);
+
+    if two {
+        let mut targets: BTreeMap<u64, Vec<Target>> = BTreeMap::new();
+        if opts.peak_live {
+            for (&(chip, t), &(peak, ord)) in &st.peak_ord {
+                if peak > 0 {
+                    targets.entry(ord).or_default().push(Target::Peak(chip, t));
+                }
+            }
+        }
+        if opts.l1_maps {
+            for (&chip, pk) in &st.l1_peak {
+                targets.entry(pk.ord).or_default().push(Target::L1(chip));
+            }
+        }
+        let l1_peak = std::mem::take(&mut st.l1_peak);
+        let clock = std::mem::take(&mut st.clock);
+        drop(st);
+        pass2(path, opts, targets, &clock, &l1_peak, &mut s)?;
+    }
+    Ok(s)
+}
+
+fn group_leaks(raw: Vec<RawLeak>, pid_of: &dyn Fn(u32) -> u32) -> Vec<LeakGroup> {
+    let mut groups: BTreeMap<(u32, BufferType, u64, &'static str, bool), LeakGroup> = BTreeMap::new();
+    for r in raw {
+        let g = groups.entry((r.p, r.btype, r.size, r.at, r.hooked)).or_insert_with(|| LeakGroup {
+            p: r.p,
+            pid: pid_of(r.p),
+            btype: r.btype.name().to_string(),
+            size: r.size,
+            at: r.at.to_string(),
+            hooked: r.hooked,
+            ..LeakGroup::default()
+        });
+        g.count += 1;
+        if !r.hooked {
+            g.bytes += r.size;
+        }
+        g.items.push(r.item);
+    }
+    let mut v: Vec<LeakGroup> = groups.into_values().collect();
+    for g in &mut v {
+        g.items.sort_by_key(|i| (i.chip, i.id));
+    }
+    v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.count.cmp(&a.count)).then(a.p.cmp(&b.p)).then(a.size.cmp(&b.size)));
+    v
+}
+
+/// A live allocation as a `LiveItem`.
+pub fn live_item(m: &Model, clock: &Clock, p: u32, l: &ttalloc_trace::model::Live) -> LiveItem {
+    let cb = l.is_cb();
+    let bytes = if l.hooked || l.global { 0 } else { l.size };
+    LiveItem {
+        p,
+        pid: m.procs.get(p as usize).map_or(0, |s| s.pid()),
+        id: l.seq,
+        tid: l.tid,
+        ts_ns: l.ts_ns,
+        t_ns: clock.rel(p, l.ts_ns),
+        kind: if cb { "cb" } else { "buffer" }.to_string(),
+        btype: l.btype.name().to_string(),
+        address: l.address,
+        size: l.size,
+        bytes,
+        page_size: l.page_size,
+        buffer: (!cb).then_some(l.object),
+        program: cb.then_some(l.object),
+        hooked: l.hooked,
+        global: l.global,
+    }
+}
+
+/// Live allocations of `btype` on `chip`, largest first: the first `top`, and the rest summed.
+pub fn live_on(m: &Model, clock: &Clock, chip: i32, btype: BufferType, top: usize) -> (Vec<LiveItem>, Rest) {
+    let mut items: Vec<LiveItem> =
+        m.live().filter(|(_, l)| l.btype == btype && l.chips().contains(&chip)).map(|(p, l)| live_item(m, clock, p, l)).collect();
+    items.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.size.cmp(&a.size)).then(a.p.cmp(&b.p)).then(a.id.cmp(&b.id)));
+    let mut rest = Rest::default();
+    if items.len() > top {
+        for i in &items[top..] {
+            rest.count += 1;
+            rest.bytes += i.bytes;
+        }
+        items.truncate(top);
+    }
+    (items, rest)
+}
+
+fn pass2(path: &Path, opts: &Options, targets: BTreeMap<u64, Vec<Target>>, clock: &Clock, l1_peak: &HashMap<i32, L1Peak>, s: &mut Summary) -> Result<(), Error> {
+    let Some(&last) = targets.keys().next_back() else { return Ok(()) };
+    let mut src = Source::open(path, opts.progress.then_some("replay pass 2/2"))?;
+    let mut model = Model::new();
+    while let Some(r) = src.next()? {
+        model.apply(&r, &mut |_| {});
+        let ord = src.ordinal;
+        if let Some(ts) = targets.get(&ord) {
+            for t in ts {
+                match *t {
+                    Target::Peak(chip, bt) => {
+                        let (items, rest) = live_on(&model, clock, chip, bt, opts.top);
+                        if let Some(ts) = s.chips.get_mut(&chip).and_then(|c| c.get_mut(bt.name())) {
+                            ts.peak_live = items;
+                            ts.peak_live_rest = rest;
+                        }
+                    }
+                    Target::L1(chip) => {
+                        if let Some(pk) = l1_peak.get(&chip) {
+                            s.l1_maps.insert(chip, l1_map(&model, clock, chip, pk, opts));
+                        }
+                    }
+                }
+            }
+        }
+        if ord >= last {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn l1_map(m: &Model, clock: &Clock, chip: i32, pk: &L1Peak, opts: &Options) -> L1Map {
+    let banks = opts.l1_banks.max(1) as u64;
+    let mut ranges: Vec<L1Range> = m
+        .live()
+        .filter(|(_, l)| is_l1ish(l.btype) && !l.hooked && !l.global && l.size > 0 && l.chips().contains(&chip))
+        .map(|(p, l)| {
+            let foot = if l.btype != BufferType::Cb && banks > 1 && l.page_size > 0 {
+                let ps = l.page_size as u64;
+                l.size.div_ceil(ps).div_ceil(banks) * ps
+            } else {
+                l.size
+            };
+            L1Range {
+                start: l.address,
+                end: l.address.saturating_add(foot),
+                btype: l.btype.name().to_string(),
+                pid: m.procs.get(p as usize).map_or(0, |s| s.pid()),
+                id: l.seq,
+                size: l.size,
+                program: l.is_cb().then_some(l.object),
+                clipped: false,
+            }
+        })
+        .collect();
+    ranges.sort_by_key(|r| (r.start, r.end, r.id));
+    // Buffers are placed so their per-bank footprints never overlap: an
+    // estimate that runs into the next range is cut there. (CBs of different
+    // programs share addresses by design and are left alone.)
+    let starts: Vec<u64> = ranges.iter().map(|r| r.start).collect();
+    for r in ranges.iter_mut() {
+        if r.btype == "CB" {
+            continue;
+        }
+        let i = starts.partition_point(|&s| s <= r.start);
+        if let Some(&next) = starts.get(i) {
+            if next < r.end {
+                r.end = next;
+                r.clipped = true;
+            }
+        }
+    }
+    let lo = ranges.iter().map(|r| r.start).min().unwrap_or(0);
+    let top = ranges.iter().map(|r| r.end).max().unwrap_or(0);
+    let hi = opts.l1_size.map_or(top, |s| s.max(top));
+    let mut gaps = Vec::new();
+    let mut at = lo;
+    for r in &ranges {
+        if r.start > at {
+            gaps.push([at, r.start - at]);
+        }
+        at = at.max(r.end);
+    }
+    if hi > at {
+        gaps.push([at, hi - at]);
+    }
+    let free = gaps.iter().map(|g| g[1]).sum();
+    gaps.sort_by(|a, b| b[1].cmp(&a[1]).then(a[0].cmp(&b[0])));
+    L1Map {
+        peak: pk.total,
+        p: pk.p,
+        pid: m.procs.get(pk.p as usize).map_or(0, |s| s.pid()),
+        seq: pk.seq,
+        ts_ns: pk.ts,
+        t_ns: clock.rel(pk.p, pk.ts),
+        lo,
+        hi,
+        banks: banks as u32,
+        ranges,
+        largest_gap: gaps.first().copied(),
+        gaps,
+        free,
+    }
+}
