@@ -56,7 +56,7 @@ pub fn run(trace: &Path, events_only: bool) -> Result<(), Error> {
     let stdout = std::io::stdout();
     let mut w = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut werr: Option<std::io::Error> = None;
-    while let Some(r) = src.next()? {
+    while let Some(r) = src.next_record()? {
         if !events_only {
             if let Some(v) = record_line(&r, &model) {
                 if let Err(x) = writeln!(w, "{v}") {

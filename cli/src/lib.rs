@@ -4,6 +4,9 @@
 //! a trace replayed into the `replay --json` object — is shared by replay,
 //! leaks, diff and report (and by anyone else linking this crate).
 
+// The workspace MSRV is 1.80: no `is_none_or` / `is_multiple_of` yet.
+#![allow(clippy::unnecessary_map_or, clippy::manual_is_multiple_of)]
+
 pub mod diff;
 pub mod doctor;
 pub mod dump;

@@ -243,7 +243,7 @@ fn export<W: Write>(src: &mut Source, w: W, out: &Path) -> Result<u64, Error> {
     let mut clock = Clock::default();
     let mut evbuf: Vec<ChipEvent> = Vec::new();
     let mut touched: Vec<(i32, BufferType, u64)> = Vec::new();
-    while let Some(r) = src.next()? {
+    while let Some(r) = src.next_record()? {
         clock.see(&r);
         evbuf.clear();
         model.apply(&r, &mut |e| evbuf.push(*e));

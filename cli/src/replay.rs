@@ -214,7 +214,7 @@ fn at(a: &Args, moment: Moment) -> Result<(), Error> {
     let mut last: Option<Ev> = None;
     let mut past_end = true;
     let mut noop = |_: &ttalloc_trace::ChipEvent| {};
-    while let Some(r) = src.next()? {
+    while let Some(r) = src.next_record()? {
         if target.is_none() {
             match (a.pid, &r) {
                 (Some(pid), Record::Process(i)) if i.pid == pid => target = Some(i.p),

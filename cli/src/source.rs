@@ -99,7 +99,7 @@ impl Source {
     }
 
     /// The next record; `Ok(None)` at the end (clean or cut: see `cut`).
-    pub fn next(&mut self) -> Result<Option<Record>, Error> {
+    pub fn next_record(&mut self) -> Result<Option<Record>, Error> {
         if self.finished {
             return Ok(None);
         }

@@ -198,13 +198,16 @@ pub struct ProcessSummary {
     pub peaks: BTreeMap<i32, BTreeMap<String, u64>>,
 }
 
+/// chip → type name → buckets of `[max, last]` (null: no change in that bucket).
+pub type Series = BTreeMap<i32, BTreeMap<String, Vec<Option<[u64; 2]>>>>;
+
 /// Usage over time: per chip × type, `buckets` buckets of `bucket_ns` from
 /// `t0_ns`, each `[max, last]` or null when nothing changed in it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
     pub t0_ns: u64,
     pub bucket_ns: u64,
-    pub series: BTreeMap<i32, BTreeMap<String, Vec<Option<[u64; 2]>>>>,
+    pub series: Series,
 }
 
 /// A chip's L1 at the peak of its L1 footprint (L1 + L1_SMALL + CB).
@@ -330,7 +333,7 @@ impl TimelineBuilder {
         self.width *= 2;
     }
     fn finish(self) -> Timeline {
-        let mut series: BTreeMap<i32, BTreeMap<String, Vec<Option<[u64; 2]>>>> = BTreeMap::new();
+        let mut series: Series = BTreeMap::new();
         for ((chip, t), v) in self.series {
             series.entry(chip).or_default().insert(t.name().to_string(), v);
         }
@@ -472,7 +475,7 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
         timeline: (opts.timeline > 0).then(|| TimelineBuilder::new(opts.timeline)),
         l1_maps: opts.l1_maps,
     };
-    while let Some(r) = src.next()? {
+    while let Some(r) = src.next_record()? {
         st.apply(src.ordinal, &r);
     }
     let records = src.ordinal;
@@ -678,7 +681,7 @@ fn pass2(path: &Path, opts: &Options, targets: BTreeMap<u64, Vec<Target>>, clock
     let Some(&last) = targets.keys().next_back() else { return Ok(()) };
     let mut src = Source::open(path, opts.progress.then_some("replay pass 2/2"))?;
     let mut model = Model::new();
-    while let Some(r) = src.next()? {
+    while let Some(r) = src.next_record()? {
         model.apply(&r, &mut |_| {});
         let ord = src.ordinal;
         if let Some(ts) = targets.get(&ord) {

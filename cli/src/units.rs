@@ -102,36 +102,6 @@ fn decimal_scaled(num: &str, scale: u64) -> Option<u64> {
     i.checked_mul(scale)?.checked_add(u64::try_from(part).ok()?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human() {
-        assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(1023), "1023 B");
-        assert_eq!(bytes(1536), "1.50 KiB");
-        assert_eq!(bytes(4 << 20), "4.00 MiB");
-        assert_eq!(delta(-(1 << 20)), "-1.00 MiB");
-        assert_eq!(count(1234567), "1,234,567");
-        assert_eq!(count(123), "123");
-        assert_eq!(secs(2_500_000_000), "2.500s");
-    }
-
-    #[test]
-    fn moments() {
-        assert_eq!(parse_moment("1234"), Ok(Moment::Seq(1234)));
-        assert_eq!(parse_moment("2.5s"), Ok(Moment::Time(2_500_000_000)));
-        assert_eq!(parse_moment("2500ms"), Ok(Moment::Time(2_500_000_000)));
-        assert_eq!(parse_moment(".5ms"), Ok(Moment::Time(500_000)));
-        assert_eq!(parse_moment("3us"), Ok(Moment::Time(3_000)));
-        assert!(parse_moment("abc").is_err());
-        assert!(parse_moment("1.2.3s").is_err());
-        assert_eq!(parse_bytes("1464KiB"), Ok(1464 * 1024));
-        assert_eq!(parse_bytes("0x100"), Ok(256));
-        assert_eq!(parse_bytes("1.5MiB"), Ok(1572864));
-    }
-}
 
 /// A plain text table: `right[i]` right-aligns column i. Columns are separated
 /// by two spaces; trailing spaces are trimmed.
@@ -190,4 +160,35 @@ pub fn chip_set(chips: &[i32]) -> String {
         i = j + 1;
     }
     parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.50 KiB");
+        assert_eq!(bytes(4 << 20), "4.00 MiB");
+        assert_eq!(delta(-(1 << 20)), "-1.00 MiB");
+        assert_eq!(count(1234567), "1,234,567");
+        assert_eq!(count(123), "123");
+        assert_eq!(secs(2_500_000_000), "2.500s");
+    }
+
+    #[test]
+    fn moments() {
+        assert_eq!(parse_moment("1234"), Ok(Moment::Seq(1234)));
+        assert_eq!(parse_moment("2.5s"), Ok(Moment::Time(2_500_000_000)));
+        assert_eq!(parse_moment("2500ms"), Ok(Moment::Time(2_500_000_000)));
+        assert_eq!(parse_moment(".5ms"), Ok(Moment::Time(500_000)));
+        assert_eq!(parse_moment("3us"), Ok(Moment::Time(3_000)));
+        assert!(parse_moment("abc").is_err());
+        assert!(parse_moment("1.2.3s").is_err());
+        assert_eq!(parse_bytes("1464KiB"), Ok(1464 * 1024));
+        assert_eq!(parse_bytes("0x100"), Ok(256));
+        assert_eq!(parse_bytes("1.5MiB"), Ok(1572864));
+    }
 }

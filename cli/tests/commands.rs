@@ -233,3 +233,57 @@ fn dump_one_json_object_per_chip_event() {
     let o = ttalloc(&["dump", p.to_str().unwrap(), "--events-only"]);
     assert!(stdout(&o).lines().all(|l| !l.contains("\"record\"")));
 }
+
+/// Every record kind the format has (as in trace/tests/codec.rs) goes through every command.
+#[test]
+fn rare_records_go_through_every_command() {
+    use ttalloc_trace::*;
+    let ev = |seq: u64| Ev { p: 0, seq, ts_ns: 1_000_000 + seq * 37, tid: 4242 };
+    let recs = vec![
+        Record::Process(ProcessInfo { p: 0, pid: 10, start_ticks: 5, exe: "py<th>on".into(), created_mono_ns: 1, created_real_ns: 2, shim_info: "{}".into(), attach: "late-attach".into() }),
+        Record::Mesh(MeshInfo { p: 0, slot: 0, mesh: 0x5000, chips: (0..2).collect() }),
+        Record::Alloc(AllocRec { ev: ev(0), chip: -2, btype: 0, flags: 0, object: 0x7f00_0000_1000, address: 0x40000, size: 4 << 20, page_size: 2048 }),
+        Record::CbAlloc(CbRec { ev: ev(1), chip: 1, program: 0x9000, address: 0x1000, size: 4096, flags: ttalloc_ring::event::FLAG_GLOBAL_CB }),
+        Record::DfbAlloc(CbRec { ev: ev(2), chip: 1, program: 0x9000, address: 0x3000, size: 1024, flags: 0 }),
+        Record::AllocFailed { ev: ev(3), chip: 1, btype: 1, size: 99, program: 0, what: FAILED_BUFFER },
+        Record::UnknownFree { ev: ev(4), object: 1, chip: 1, btype: 1, address: 3, size: 4 },
+        Record::Resync { p: 0, at_seq: 5, reason: "restart-resync".into() },
+        Record::Alloc(AllocRec { ev: ev(5), chip: 0, btype: 1, flags: FLAG_RESYNC, object: 0x77, address: 0x9000, size: 8192, page_size: 2048 }),
+        Record::ResyncDrop { p: 0, alloc_seq: 0 },
+        Record::ProgramEnd { ev: ev(6), program: 0x9000 },
+        Record::DeviceClose { ev: ev(7), chip: -2 },
+        Record::ProcessEnd(ProcessEnd { p: 0, last_seq: 7, how: "killed".into(), dropped: 0, problems: vec![] }),
+        Record::Footer(Footer::default()),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "rare.trace", &encode(&recs));
+    let path = p.to_str().unwrap();
+    let o = ttalloc(&["dump", path, "--events-only"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let kinds: Vec<String> = stdout(&o).lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["kind"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds, ["alloc", "alloc", "cb_alloc", "dfb_alloc", "alloc_failed", "unknown_free", "resync_alloc", "resync_drop", "resync_drop", "cb_free", "dfb_free", "close_release"]);
+    let o = ttalloc(&["replay", path, "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["chips"]["1"]["CB"]["peak"], 1024, "the global CB adds nothing");
+    assert_eq!(v["chips"]["0"]["L1"]["live_end"], 0);
+    assert_eq!(v["alloc_failures"], 1);
+    assert_eq!(v["unknown_frees"], 1);
+    assert_eq!(v["processes"][0]["resyncs"], 1);
+    assert_eq!(v["leaks"][0]["type"], "L1");
+    assert_eq!(v["leaks"][0]["at"], "device_close");
+    for args in [vec!["replay"], vec!["leaks"], vec!["replay", "--at", "3"]] {
+        let mut a = args.clone();
+        a.push(path);
+        let o = ttalloc(&a);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "");
+    }
+    let out = d.path().join("rare.json");
+    assert_eq!(ttalloc(&["export", path, "--perfetto", out.to_str().unwrap()]).status.code(), Some(0));
+    let _: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let html = d.path().join("rare.html");
+    assert_eq!(ttalloc(&["report", path, "--html", html.to_str().unwrap()]).status.code(), Some(0));
+    let h = std::fs::read_to_string(&html).unwrap();
+    assert!(h.contains("py&lt;th&gt;on") && !h.contains("py<th>on"), "escaped");
+}

@@ -138,4 +138,11 @@ fn broken_pipe_is_quiet() {
 fn doctor_is_wired() {
     let o = ttalloc(&["doctor", "--help"]);
     assert_eq!(o.status.code(), Some(0));
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "libtt_metal.so", b"not an ELF file");
+    let o = ttalloc(&["doctor", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.starts_with(&format!("ttalloc: {}: ", p.display())), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
 }

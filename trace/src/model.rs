@@ -371,6 +371,10 @@ impl Model {
 
     fn acquire(&mut self, ev: Ev, kind: ChipKind, live: Live, out: &mut dyn FnMut(&ChipEvent)) {
         let p = ev.p;
+        // An allocation announced again (a resync of one already held) is already counted.
+        if self.procs.get(p as usize).is_some_and(|s| s.live.contains_key(&ev.seq)) {
+            return;
+        }
         let mut ce = self.base(&ev, kind);
         ce.btype = live.btype;
         ce.address = live.address;
@@ -402,7 +406,6 @@ impl Model {
         if live.kind != LiveKind::Buffer {
             st.programs.entry(live.object).or_default().push(ev.seq);
         }
-        // A live entry with the same seq (a resync of something already known) is replaced.
         st.live.insert(ev.seq, live);
     }
 

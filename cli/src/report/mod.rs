@@ -86,7 +86,7 @@ pub fn render(s: &Summary) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><link rel=\"icon\" href=\"data:,\"><title>ttalloc report — {}</title><style>{CSS}</style></head><body>\n",
         esc(&t.path)
     );
-    let _ = write!(o, "<h1>ttalloc report</h1><p class=\"muted\"><code>{}</code> · {} · {} records · {} process{} · host {} · ttalloc {}</p>\n", esc(&t.path), bytes(t.bytes), count(t.records), s.processes.len(), if s.processes.len() == 1 { "" } else { "es" }, esc(&t.host), esc(&t.tool_version));
+    let _ = writeln!(o, "<h1>ttalloc report</h1><p class=\"muted\"><code>{}</code> · {} · {} records · {} process{} · host {} · ttalloc {}</p>", esc(&t.path), bytes(t.bytes), count(t.records), s.processes.len(), if s.processes.len() == 1 { "" } else { "es" }, esc(&t.host), esc(&t.tool_version));
     if !t.command.is_empty() {
         let _ = write!(o, "<p>command: <code>{}</code></p>", esc(&t.command.join(" ")));
     }
@@ -106,14 +106,14 @@ pub fn render(s: &Summary) -> String {
     o.push_str("<h2>Overview</h2><table><tr><th class=n>chip</th><th>type</th><th class=n>peak</th><th>peak at</th><th class=n>live at end</th><th class=n>allocs</th><th class=n>frees</th></tr>\n");
     for (chip, types) in &s.chips {
         for (name, u) in ordered_types(types) {
-            let _ = write!(o, "<tr><td class=n>{chip}</td><td>{}</td><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n", esc(name), bytes(u.peak), when(u), bytes(u.live_end), count(u.allocs), count(u.frees));
+            let _ = writeln!(o, "<tr><td class=n>{chip}</td><td>{}</td><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>", esc(name), bytes(u.peak), when(u), bytes(u.live_end), count(u.allocs), count(u.frees));
         }
     }
     o.push_str("</table>\n");
 
     // Per chip: memory over time and the L1 map.
     for (chip, types) in &s.chips {
-        let _ = write!(o, "<section class=\"chip\" id=\"chip{chip}\"><h2>Chip {chip}</h2>\n");
+        let _ = writeln!(o, "<section class=\"chip\" id=\"chip{chip}\"><h2>Chip {chip}</h2>");
         let mut drew = false;
         if let Some(tl) = &s.timeline {
             let span = used_span(tl);
@@ -175,7 +175,7 @@ pub fn render(s: &Summary) -> String {
     }
     for (chips, name, u) in groups {
         let which = if chips.len() == 1 { format!("chip {}", chips[0]) } else { format!("chips {}", chip_set(&chips)) };
-        let _ = write!(o, "<h3>{which} · {} · peak {} at {}</h3>\n", esc(name), bytes(u.peak), when(u));
+        let _ = writeln!(o, "<h3>{which} · {} · peak {} at {}</h3>", esc(name), bytes(u.peak), when(u));
         let mut parts: Vec<Part> = u
             .peak_live
             .iter()
@@ -194,10 +194,10 @@ pub fn render(s: &Summary) -> String {
                 _ => String::new(),
             };
             let flag = if it.hooked { " (hooked: no memory)" } else if it.global { " (global CB)" } else { "" };
-            let _ = write!(o, "<tr><td><svg width=\"10\" height=\"10\"><rect width=\"10\" height=\"10\" fill=\"{}\"/></svg></td><td class=n>{}</td><td><code>{}</code></td><td>{}{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>+{}</td></tr>\n", svg::part_color(i), bytes(it.size), hex(it.address), what, flag, it.pid, it.tid, it.id, secs(it.t_ns));
+            let _ = writeln!(o, "<tr><td><svg width=\"10\" height=\"10\"><rect width=\"10\" height=\"10\" fill=\"{}\"/></svg></td><td class=n>{}</td><td><code>{}</code></td><td>{}{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>+{}</td></tr>", svg::part_color(i), bytes(it.size), hex(it.address), what, flag, it.pid, it.tid, it.id, secs(it.t_ns));
         }
         if u.peak_live_rest.count > 0 {
-            let _ = write!(o, "<tr><td></td><td class=n>{}</td><td colspan=6 class=muted>{} more allocations</td></tr>\n", bytes(u.peak_live_rest.bytes), count(u.peak_live_rest.count));
+            let _ = writeln!(o, "<tr><td></td><td class=n>{}</td><td colspan=6 class=muted>{} more allocations</td></tr>", bytes(u.peak_live_rest.bytes), count(u.peak_live_rest.count));
         }
         o.push_str("</table>\n");
         if name == "CB" {
@@ -211,7 +211,7 @@ pub fn render(s: &Summary) -> String {
     if n == 0 {
         o.push_str("<p>None: everything was freed before its process ended or its device closed.</p>\n");
     } else {
-        let _ = write!(o, "<p>{} allocation{} ({}) still live at process exit or released by a device close.</p>\n", count(n), if n == 1 { "" } else { "s" }, bytes(b));
+        let _ = writeln!(o, "<p>{} allocation{} ({}) still live at process exit or released by a device close.</p>", count(n), if n == 1 { "" } else { "s" }, bytes(b));
         let mut per_chip: BTreeMap<i32, u64> = BTreeMap::new();
         for g in &s.leaks {
             for i in &g.items {
@@ -223,7 +223,7 @@ pub fn render(s: &Summary) -> String {
             let chips: Vec<i32> = g.items.iter().map(|i| i.chip).collect();
             let how = if g.at == "exit" { "live at process exit" } else { "released by device close" };
             let first = g.items.iter().min_by_key(|i| i.id).map(|i| format!("seq {} tid {} +{} at <code>{}</code>", i.id, i.tid, secs(i.t_ns), hex(i.address))).unwrap_or_default();
-            let _ = write!(o, "<tr><td class=n>{}</td><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td>{}{}</td><td>{}</td></tr>\n", count(g.count), bytes(g.size), esc(&g.btype), bytes(g.bytes), g.pid, chip_set(&chips), how, if g.hooked { " (hooked)" } else { "" }, first);
+            let _ = writeln!(o, "<tr><td class=n>{}</td><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td>{}{}</td><td>{}</td></tr>", count(g.count), bytes(g.size), esc(&g.btype), bytes(g.bytes), g.pid, chip_set(&chips), how, if g.hooked { " (hooked)" } else { "" }, first);
         }
         o.push_str("</table>\n");
         let parts: Vec<Part> = per_chip.iter().enumerate().map(|(i, (c, b))| Part { label: format!("chip {c}: {}", bytes(*b)), bytes: *b, color: svg::part_color(i) }).collect();
@@ -234,17 +234,17 @@ pub fn render(s: &Summary) -> String {
     // Processes.
     o.push_str("<h2 id=\"processes\">Processes</h2><table><tr><th class=n>p</th><th class=n>pid</th><th>exe</th><th>attach</th><th>ended</th><th class=n>events</th><th class=n>dropped</th><th class=n>unknown frees</th></tr>\n");
     for p in &s.processes {
-        let _ = write!(o, "<tr><td class=n>{}</td><td class=n>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n", p.p, p.pid, esc(&p.exe), esc(&p.attach), esc(p.ended.as_deref().unwrap_or("—")), count(p.events), count(p.dropped), count(p.unknown_frees));
+        let _ = writeln!(o, "<tr><td class=n>{}</td><td class=n>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>", p.p, p.pid, esc(&p.exe), esc(&p.attach), esc(p.ended.as_deref().unwrap_or("—")), count(p.events), count(p.dropped), count(p.unknown_frees));
     }
     o.push_str("</table>\n");
     if !s.gaps.is_empty() {
         o.push_str("<h3>Gaps</h3><table><tr><th class=n>pid</th><th class=n>after seq</th><th class=n>lost</th></tr>\n");
         for g in s.gaps.iter().take(100) {
-            let _ = write!(o, "<tr><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n", g.pid, g.after_seq, count(g.lost));
+            let _ = writeln!(o, "<tr><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>", g.pid, g.after_seq, count(g.lost));
         }
         o.push_str("</table>\n");
     }
-    let _ = write!(o, "<p class=\"muted\">unknown frees: {} · allocation failures: {} · generated by ttalloc {}</p>\n", count(s.unknown_frees), count(s.alloc_failures), env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(o, "<p class=\"muted\">unknown frees: {} · allocation failures: {} · generated by ttalloc {}</p>", count(s.unknown_frees), count(s.alloc_failures), env!("CARGO_PKG_VERSION"));
     o.push_str("</body></html>\n");
     o
 }

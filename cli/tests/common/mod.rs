@@ -1,4 +1,4 @@
-#![allow(dead_code)]
+#![allow(dead_code, clippy::manual_is_multiple_of)]
 //! Golden traces built with the real writer, and a runner for the real binary.
 
 use std::path::{Path, PathBuf};
@@ -66,6 +66,7 @@ fn ev0(seq: u64) -> Ev {
 fn ev1(seq: u64, ts_ns: u64) -> Ev {
     Ev { p: 1, seq, ts_ns, tid: 777 }
 }
+#[allow(clippy::too_many_arguments)]
 fn alloc(ev: Ev, chip: i32, t: BufferType, flags: u16, object: u64, address: u64, size: u64, page_size: u32) -> Record {
     Record::Alloc(AllocRec { ev, chip, btype: t as u8, flags, object, address, size, page_size })
 }
