@@ -88,6 +88,7 @@ fn run(args: Args) -> Result<i32, String> {
     let mut child_done_at: Option<Instant> = None;
     let mut last_scan = Instant::now() - Duration::from_secs(1);
     let mut last_flush = Instant::now();
+    let mut idle_polls = 0u32;
     loop {
         if last_scan.elapsed() >= Duration::from_millis(100) || child_done_at.is_some() {
             col.discover();
@@ -129,8 +130,10 @@ fn run(args: Args) -> Result<i32, String> {
             }
             break;
         }
+        // Back off while idle (≈0 CPU), stay quick while events flow.
+        idle_polls = if n == 0 { idle_polls + 1 } else { 0 };
         if n == 0 {
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(if idle_polls > 20 { 50 } else { 5 }));
         }
     }
     col.discover();

@@ -46,6 +46,14 @@ pub fn render(m: &Model, events: u64, write_error: Option<&str>, out: Option<&st
         );
     }
     s += &format!("  unknown frees: {}   dropped events: {}   gaps: {}\n", m.unknown_frees, m.dropped, m.gaps);
+    for p in &m.procs {
+        if let (Some(i), Some(e)) = (&p.info, &p.end) {
+            if !e.problems.is_empty() {
+                let list: Vec<String> = e.problems.iter().map(|(n, c)| format!("{n}={c}")).collect();
+                s += &format!("  shim problems in pid {}: {}\n", i.pid, list.join(" "));
+            }
+        }
+    }
     if let Some(e) = write_error {
         s += &format!("  TRACE INCOMPLETE: {e}\n");
     }

@@ -97,7 +97,8 @@ impl Region {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
+                // Pre-faulted: first-lap page faults were the whole p99 of the hook (docs/performance.md).
+                libc::MAP_SHARED | libc::MAP_POPULATE,
                 fd,
                 0,
             );
