@@ -15,7 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use ttalloc_ring::event::mesh_slot_of_chip;
 use ttalloc_ring::live::LiveEntry;
-use ttalloc_ring::{naming::RegionName, Kind, RawEvent, Region, RingReader};
+use ttalloc_ring::{naming::RegionName, Kind, Problem, RawEvent, Region, RingReader};
 use ttalloc_trace::record::*;
 
 #[derive(Clone, Copy, Debug)]
@@ -352,27 +352,16 @@ impl Session {
 
     pub fn end(&mut self, how: &str, out: Out) {
         let reader = RingReader::new(&self.region);
-        let names = [
-            "unreadable_field",
-            "reentry",
-            "panic",
-            "unknown_device",
-            "mesh_table_full",
-            "live_table_full",
-            "cb_free_without_program",
-            "no_original",
-        ];
         let problems = self.region.problems();
         out(Record::ProcessEnd(ProcessEnd {
             p: self.p,
             last_seq: reader.tail(),
             how: how.to_string(),
             dropped: reader.dropped(),
-            problems: names
+            problems: Problem::ALL
                 .iter()
-                .zip(problems.iter())
-                .filter(|(_, n)| **n > 0)
-                .map(|(name, n)| (name.to_string(), *n))
+                .map(|p| (p.name().to_string(), problems[*p as usize]))
+                .filter(|(_, n)| *n > 0)
                 .collect(),
         }));
         self.finished = true;

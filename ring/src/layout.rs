@@ -34,6 +34,33 @@ pub enum Problem {
     /// The original function could not be resolved; the call could not be forwarded.
     NoOriginal = 7,
 }
+impl Problem {
+    pub const ALL: [Problem; 8] = [
+        Problem::UnreadableField,
+        Problem::Reentry,
+        Problem::Panic,
+        Problem::UnknownDevice,
+        Problem::MeshTableFull,
+        Problem::LiveTableFull,
+        Problem::CbFreeWithoutProgram,
+        Problem::NoOriginal,
+    ];
+
+    /// The name used in trace records and summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Problem::UnreadableField => "unreadable_field",
+            Problem::Reentry => "reentry",
+            Problem::Panic => "panic",
+            Problem::UnknownDevice => "unknown_device",
+            Problem::MeshTableFull => "mesh_table_full",
+            Problem::LiveTableFull => "live_table_full",
+            Problem::CbFreeWithoutProgram => "cb_free_without_program",
+            Problem::NoOriginal => "no_original",
+        }
+    }
+}
+
 pub const PROBLEM_COUNT: usize = 16;
 
 #[repr(C, align(64))]

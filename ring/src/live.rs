@@ -39,6 +39,23 @@ pub struct LiveEntry {
     pub flags: u16,
 }
 
+impl LiveEntry {
+    /// The entry an event with sequence number `seq` creates.
+    pub fn from_event(seq: u64, b: &crate::event::EventBody) -> LiveEntry {
+        LiveEntry {
+            seq,
+            seq_last: seq,
+            object: b.object,
+            address: b.address,
+            size: b.size,
+            chip: b.chip,
+            kind: b.kind,
+            btype: b.btype,
+            flags: b.flags,
+        }
+    }
+}
+
 #[repr(C, align(64))]
 pub struct LiveSlot {
     key: AtomicU64,

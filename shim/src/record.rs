@@ -26,20 +26,6 @@ fn emit(region: &Region, mut body: EventBody, mirror: impl FnOnce(u64)) {
     }
 }
 
-fn entry(seq: u64, b: &EventBody) -> LiveEntry {
-    LiveEntry {
-        seq,
-        seq_last: seq,
-        object: b.object,
-        address: b.address,
-        size: b.size,
-        chip: b.chip,
-        kind: b.kind,
-        btype: b.btype,
-        flags: b.flags,
-    }
-}
-
 /// Reads a buffer into an event body; unreadable fields are unknown and counted.
 unsafe fn buffer_body(t: &Tracer, region: &Region, kind: Kind, buffer: usize) -> EventBody {
     let f = t.reader.read(buffer);
@@ -70,7 +56,7 @@ pub unsafe fn alloc(t: &Tracer, buffer: usize) {
         body.flags |= FLAG_HOOKED;
     }
     emit(region, body, |seq| {
-        if !region.live_insert(buffer as u64, &entry(seq, &body)) {
+        if !region.live_insert(buffer as u64, &LiveEntry::from_event(seq, &body)) {
             region.count_problem(Problem::LiveTableFull);
         }
     });
@@ -143,7 +129,7 @@ pub unsafe fn cb_alloc(t: &Tracer, address: u64, size: u64, global: bool, device
             e.seq_last = seq;
         });
         if !updated {
-            let mut e = entry(seq, &body);
+            let mut e = LiveEntry::from_event(seq, &body);
             e.size = bytes;
             if !region.live_insert(key, &e) {
                 region.count_problem(Problem::LiveTableFull);

@@ -155,6 +155,26 @@ impl Live {
     pub fn is_cb(&self) -> bool {
         self.kind != LiveKind::Buffer
     }
+    /// Bytes it occupies on each of its chips: none when hooked (graph
+    /// capture) or a globally allocated CB (aliases a counted L1 buffer).
+    pub fn bytes(&self) -> u64 {
+        if self.hooked || self.global {
+            0
+        } else {
+            self.size
+        }
+    }
+}
+
+/// The process-wide and per-process usage of (chip, type), updated together.
+fn both<'a>(
+    usage: &'a mut BTreeMap<(i32, BufferType), Usage>,
+    proc_usage: &'a mut BTreeMap<(u32, i32, BufferType), Usage>,
+    p: u32,
+    chip: i32,
+    t: BufferType,
+) -> [&'a mut Usage; 2] {
+    [usage.entry((chip, t)).or_default(), proc_usage.entry((p, chip, t)).or_default()]
 }
 
 #[derive(Clone, Debug, Default)]
@@ -238,6 +258,20 @@ impl Model {
             hooked: false,
             global: false,
         }
+    }
+
+    /// The chip-level event about `live` (its chip filled in by the caller).
+    fn chip_event(&self, ev: &Ev, kind: ChipKind, id: u64, live: &Live) -> ChipEvent {
+        let mut ce = self.base(ev, kind);
+        ce.btype = live.btype;
+        ce.address = live.address;
+        ce.size = live.size;
+        ce.page_size = live.page_size;
+        ce.object = live.object;
+        ce.id = id;
+        ce.hooked = live.hooked;
+        ce.global = live.global;
+        ce
     }
 
     /// Applies one record; `out` receives the chip-level events it produces, in order.
@@ -375,30 +409,18 @@ impl Model {
         if self.procs.get(p as usize).is_some_and(|s| s.live.contains_key(&ev.seq)) {
             return;
         }
-        let mut ce = self.base(&ev, kind);
-        ce.btype = live.btype;
-        ce.address = live.address;
-        ce.size = live.size;
-        ce.page_size = live.page_size;
-        ce.object = live.object;
-        ce.hooked = live.hooked;
-        ce.global = live.global;
+        let mut ce = self.chip_event(&ev, kind, ev.seq, &live);
         for &chip in live.chips() {
             ce.chip = chip;
             if live.kind == LiveKind::Buffer {
-                let bytes = if live.hooked { 0 } else { live.size };
-                for u in [
-                    self.usage.entry((chip, live.btype)).or_default(),
-                    self.proc_usage.entry((p, chip, live.btype)).or_default(),
-                ] {
+                for u in both(&mut self.usage, &mut self.proc_usage, p, chip, live.btype) {
                     u.allocs += 1;
                     u.live_count += 1;
                     u.hooked_allocs += live.hooked as u64;
-                    u.raise(bytes, &ce);
+                    u.raise(live.bytes(), &ce);
                 }
             } else {
-                let add = if live.global { 0 } else { live.size };
-                self.cb_change(p, chip, live.object, add as i64, 1, &ce);
+                self.cb_change(p, chip, live.object, live.bytes() as i64, 1, &ce);
             }
             out(&ce);
         }
@@ -443,31 +465,18 @@ impl Model {
             (ChipKind::Free, LiveKind::Cb) => ChipKind::CbFree,
             (k, _) => k,
         };
-        let mut ce = self.base(&ev, kind);
-        ce.btype = live.btype;
-        ce.address = live.address;
-        ce.size = live.size;
-        ce.page_size = live.page_size;
-        ce.object = live.object;
-        ce.id = seq;
-        ce.hooked = live.hooked;
-        ce.global = live.global;
+        let mut ce = self.chip_event(&ev, kind, seq, &live);
         for chip in released {
             ce.chip = chip;
             if live.kind == LiveKind::Buffer {
-                let bytes = if live.hooked { 0 } else { live.size };
-                for u in [
-                    self.usage.entry((chip, live.btype)).or_default(),
-                    self.proc_usage.entry((p, chip, live.btype)).or_default(),
-                ] {
+                for u in both(&mut self.usage, &mut self.proc_usage, p, chip, live.btype) {
                     u.frees += 1;
                     u.live_count = u.live_count.saturating_sub(1);
                     u.close_released += (kind == ChipKind::CloseRelease) as u64;
-                    u.lower(bytes);
+                    u.lower(live.bytes());
                 }
             } else {
-                let sub = if live.global { 0 } else { live.size };
-                self.cb_change(p, chip, live.object, -(sub as i64), -1, &ce);
+                self.cb_change(p, chip, live.object, -(live.bytes() as i64), -1, &ce);
             }
             out(&ce);
         }
@@ -490,10 +499,7 @@ impl Model {
             st.cb_bytes.insert((chip, program), new);
         }
         let after = st.cb_bytes.iter().filter(|((c, _), _)| *c == chip).map(|(_, b)| *b).max().unwrap_or(0);
-        for u in [
-            self.usage.entry((chip, BufferType::Cb)).or_default(),
-            self.proc_usage.entry((p, chip, BufferType::Cb)).or_default(),
-        ] {
+        for u in both(&mut self.usage, &mut self.proc_usage, p, chip, BufferType::Cb) {
             if count > 0 {
                 u.allocs += 1;
                 u.live_count += 1;

@@ -123,17 +123,7 @@ fn body(thread: u64, i: u64, ts: u64) -> EventBody {
 fn emit(r: &Region, b: &EventBody) -> bool {
     let mirror = |seq: u64| {
         if b.kind == Kind::Alloc as u8 {
-            let e = LiveEntry {
-                seq,
-                seq_last: seq,
-                object: b.object,
-                address: b.address,
-                size: b.size,
-                chip: b.chip,
-                kind: b.kind,
-                btype: b.btype,
-                flags: b.flags,
-            };
+            let e = LiveEntry::from_event(seq, b);
             r.live_insert(b.object, &e);
         } else {
             r.live_remove(b.object, b.object);

@@ -149,7 +149,7 @@ pub fn start_collector(shm: &ShmDir, trace: &Path) -> Background {
 
 impl Background {
     /// SIGTERM (Ctrl-C equivalent) and wait: the trace is finished cleanly.
-    pub fn stop(mut self) -> Output {
+    pub fn stop(self) -> Output {
         unsafe { libc_kill(self.child.id() as i32, 15) };
         let out = self.child.wait_with_output().expect("collector exit");
         assert!(out.status.success(), "collector: {:?}\n{}", out.status, stderr(&out));
