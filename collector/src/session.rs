@@ -181,12 +181,15 @@ impl Session {
         out(Record::Resync { p: self.p, at_seq: h1, reason: reason.to_string() });
         let mut seen_buffers = HashSet::new();
         let mut seen_cbs = HashSet::new();
+        // A program may hold CBs and DFBs on one chip: two entries, one key here.
+        let mut resynced_cbs = HashSet::new();
         for (_key, e) in &snapshot {
-            if e.kind == Kind::CbAlloc as u8 {
+            if e.kind == Kind::CbAlloc as u8 || e.kind == Kind::DfbAlloc as u8 {
                 let key = (e.object, e.chip);
                 seen_cbs.insert(key);
-                if !self.cbs.contains_key(&key) {
+                if !self.cbs.contains_key(&key) || resynced_cbs.contains(&key) {
                     self.resync_cb(e, out);
+                    resynced_cbs.insert(key);
                 }
             } else {
                 seen_buffers.insert(e.object);
@@ -237,15 +240,19 @@ impl Session {
     fn resync_cb(&mut self, e: &LiveEntry, out: Out) {
         let chip = self.chip(e.chip, out);
         let id = self.resync_id();
-        out(Record::CbAlloc(CbRec {
+        let rec = CbRec {
             ev: Ev { p: self.p, seq: id, ts_ns: 0, tid: 0 },
             chip,
             program: e.object,
             address: e.address,
             size: e.size,
             flags: FLAG_RESYNC,
-        }));
-        self.cbs.insert((e.object, e.chip), HeldCbs { ids: vec![id], seq_last: e.seq_last, seq_first: e.seq });
+        };
+        out(if e.kind == Kind::DfbAlloc as u8 { Record::DfbAlloc(rec) } else { Record::CbAlloc(rec) });
+        let held = self.cbs.entry((e.object, e.chip)).or_insert_with(|| HeldCbs { seq_first: e.seq, ..Default::default() });
+        held.ids.push(id);
+        held.seq_last = held.seq_last.max(e.seq_last);
+        held.seq_first = held.seq_first.min(e.seq);
     }
 
     fn handle(&mut self, e: &RawEvent, out: Out) {

@@ -33,9 +33,12 @@ pub enum Problem {
     CbFreeWithoutProgram = 6,
     /// The original function could not be resolved; the call could not be forwarded.
     NoOriginal = 7,
+    /// A dataflow buffer beyond what the shim can attribute (too many DFBs in
+    /// one placement, or too many programs holding DFBs): not recorded.
+    DfbUnattributed = 8,
 }
 impl Problem {
-    pub const ALL: [Problem; 8] = [
+    pub const ALL: [Problem; 9] = [
         Problem::UnreadableField,
         Problem::Reentry,
         Problem::Panic,
@@ -44,6 +47,7 @@ impl Problem {
         Problem::LiveTableFull,
         Problem::CbFreeWithoutProgram,
         Problem::NoOriginal,
+        Problem::DfbUnattributed,
     ];
 
     /// The name used in trace records and summaries.
@@ -57,6 +61,7 @@ impl Problem {
             Problem::LiveTableFull => "live_table_full",
             Problem::CbFreeWithoutProgram => "cb_free_without_program",
             Problem::NoOriginal => "no_original",
+            Problem::DfbUnattributed => "dfb_unattributed",
         }
     }
 }

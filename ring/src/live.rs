@@ -72,6 +72,13 @@ pub fn cb_key(program: u64, device: u64) -> u64 {
     (mixed >> 1) | (1 << 63)
 }
 
+/// The live-table key of one program's dataflow buffers on one device
+/// (a program may hold CBs and DFBs on different cores of one device).
+#[inline]
+pub fn dfb_key(program: u64, device: u64) -> u64 {
+    cb_key(program, !device)
+}
+
 #[inline]
 fn is_real(key: u64) -> bool {
     key > BUSY

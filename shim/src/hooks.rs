@@ -3,6 +3,7 @@
 //! never inside `catch_unwind`: C++ exceptions thrown by tt-metal pass through
 //! these `C-unwind` frames to tt-metal's caller untouched.
 
+use crate::dfb;
 use crate::record;
 use crate::thread;
 use crate::tracer::{self, Tracer};
@@ -62,6 +63,7 @@ type Fn2 = unsafe extern "C-unwind" fn(usize, usize);
 type Fn1B = unsafe extern "C-unwind" fn(usize) -> u8;
 type Fn2B = unsafe extern "C-unwind" fn(usize, usize) -> u8;
 type FnCb = unsafe extern "C-unwind" fn(usize, usize, u64, u64, bool, usize);
+type FnMark = unsafe extern "C-unwind" fn(usize, u64, u64, u64);
 
 macro_rules! forward {
     ($t:expr, $target:expr, $ty:ty, $default:expr, ($($arg:expr),*)) => {{
@@ -188,6 +190,8 @@ unsafe fn program_destructor(target: Target, program: usize) {
     let mut scope = ProgramScope::enter(t, program, 0, false);
     forward!(t, target, Fn1, (), (program));
     scope.done = true;
+    drop(scope);
+    recorder(t, |t| record::dfb_program_end(t, program));
 }
 
 /// `detail::ProgramImpl::~ProgramImpl()` (complete object).
@@ -224,4 +228,31 @@ pub unsafe extern "C-unwind" fn _ZN2tt8tt_metal6Device5closeEv(device: usize) ->
 #[no_mangle]
 pub unsafe extern "C-unwind" fn _ZN2tt8tt_metal11distributed10MeshDevice5closeEv(device: usize) -> bool {
     close(Target::MeshDeviceClose, device)
+}
+
+/// `detail::ProgramImpl::allocate_dataflow_buffers(const IDevice*)` (0.71+):
+/// places the program's DFBs through `mark_address`; throws on an L1 clash.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn _ZN2tt8tt_metal6detail11ProgramImpl25allocate_dataflow_buffersEPKNS0_7IDeviceE(
+    program: usize,
+    device: usize,
+) {
+    let t = tracer::get();
+    let mut scope = ProgramScope::enter(t, program, device, true);
+    let _placement = dfb::Placement::enter(program as u64, device as u64);
+    forward!(t, Target::AllocateDataflowBuffers, Fn2, (), (program, device));
+    scope.done = true;
+}
+
+/// `detail::ProgramImpl::CircularBufferAllocator::mark_address(u64 address, u64 size, u64 base)`.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn _ZN2tt8tt_metal6detail11ProgramImpl23CircularBufferAllocator12mark_addressEmmm(
+    allocator: usize,
+    address: u64,
+    size: u64,
+    base: u64,
+) {
+    let t = tracer::get();
+    recorder(t, |t| record::dfb_alloc(t, address, size));
+    forward!(t, Target::DfbMarkAddress, FnMark, (), (allocator, address, size, base))
 }

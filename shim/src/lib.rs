@@ -8,6 +8,7 @@
 //! * `record`    — turning a hooked call into an event + live-table update;
 //! * `thread`    — per-thread state: tid, re-entry guard, current program, hook verdicts;
 //! * `devices`   — chip ids and mesh → chips;
+//! * `dfb`       — dataflow buffers: the placement under way, programs holding them;
 //! * `loader`    — noticing libtt_metal.so when it is loaded (constructor, dlopen);
 //! * `lifecycle` — fork, exit.
 //!
@@ -15,6 +16,7 @@
 //! "forward the call and count the problem".
 
 pub mod devices;
+pub mod dfb;
 pub mod hooks;
 pub mod lifecycle;
 pub mod loader;

@@ -7,7 +7,8 @@ use crate::devices::{chip_ref, chips_of};
 use crate::thread;
 use crate::tracer::Tracer;
 use ttalloc_ring::event::*;
-use ttalloc_ring::live::{cb_key, LiveEntry};
+use crate::dfb;
+use ttalloc_ring::live::{cb_key, dfb_key, LiveEntry};
 use ttalloc_ring::{producer_clock, BufferType, EventBody, Kind, Problem, Region};
 
 /// Reserves a sequence number (or, if the ring is full, the position the
@@ -164,6 +165,52 @@ pub unsafe fn program_end(t: &Tracer, program: usize) {
     emit(region, body, |_| {
         // Rare (program destruction on 0.65/0.68 builds): a scan is fine.
         region.live_remove_where(|e| e.kind == Kind::CbAlloc as u8 && e.object == program as u64);
+    });
+}
+
+/// `CircularBufferAllocator::mark_address(address, size, …)`: one DFB of the
+/// program being placed on this thread (once per address, see `dfb`).
+pub unsafe fn dfb_alloc(t: &Tracer, address: u64, size: u64) {
+    let Some(region) = t.region() else { return };
+    let (program, device) = match dfb::mark(address) {
+        dfb::Mark::New { program, device } => (program, device),
+        dfb::Mark::Repeat | dfb::Mark::Outside => return,
+        dfb::Mark::Unattributed => return region.count_problem(Problem::DfbUnattributed),
+    };
+    if !dfb::remember(program, device) {
+        // Could not be released at program destruction: better unrecorded.
+        return region.count_problem(Problem::DfbUnattributed);
+    }
+    let body = EventBody {
+        object: program,
+        address,
+        size,
+        chip: chip_ref(t, region, device as usize),
+        kind: Kind::DfbAlloc as u8,
+        btype: BufferType::Cb as u8,
+        ..Default::default()
+    };
+    let key = dfb_key(program, device);
+    emit(region, body, |seq| {
+        let updated = region.live_update(key, program, |e| {
+            e.size += size;
+            e.address = e.address.min(address);
+            e.seq_last = seq;
+        });
+        if !updated && !region.live_insert(key, &LiveEntry::from_event(seq, &body)) {
+            region.count_problem(Problem::LiveTableFull);
+        }
+    });
+}
+
+/// `~ProgramImpl` returned for a program holding DFBs: nothing in tt-metal
+/// releases them explicitly, their L1 ends with the program.
+pub unsafe fn dfb_program_end(t: &Tracer, program: usize) {
+    let Some(device) = dfb::forget(program as u64) else { return };
+    let Some(region) = t.region() else { return };
+    let body = EventBody { object: program as u64, kind: Kind::ProgramEnd as u8, btype: BufferType::Cb as u8, ..Default::default() };
+    emit(region, body, |_| {
+        region.live_remove(dfb_key(program as u64, device), program as u64);
     });
 }
 

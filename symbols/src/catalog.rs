@@ -21,10 +21,11 @@ pub enum Target {
     DeviceClose,
     MeshDeviceClose,
     AllocateDataflowBuffers,
+    DfbMarkAddress,
 }
 
 impl Target {
-    pub const ALL: [Target; 13] = [
+    pub const ALL: [Target; 14] = [
         Target::TrackAllocate,
         Target::TrackDeallocate,
         Target::HookAllocate,
@@ -38,6 +39,7 @@ impl Target {
         Target::DeviceClose,
         Target::MeshDeviceClose,
         Target::AllocateDataflowBuffers,
+        Target::DfbMarkAddress,
     ];
 }
 
@@ -160,6 +162,14 @@ pub const TARGETS: &[TargetInfo] = &[
         demangled: "tt::tt_metal::detail::ProgramImpl::allocate_dataflow_buffers(tt::tt_metal::IDevice const*)",
         role: "newer dataflow-buffer allocation path (0.71+): brackets CB-like allocations of one program",
         convention: "this=ProgramImpl*, rsi=const IDevice*; returns void",
+        required: false,
+    },
+    TargetInfo {
+        target: Target::DfbMarkAddress,
+        mangled: "_ZN2tt8tt_metal6detail11ProgramImpl23CircularBufferAllocator12mark_addressEmmm",
+        demangled: "tt::tt_metal::detail::ProgramImpl::CircularBufferAllocator::mark_address(unsigned long, unsigned long, unsigned long)",
+        role: "places one dataflow buffer (address, size) in one core range's L1; on 0.71.2/0.81.1 its only caller is allocate_dataflow_buffers, which calls no track_* function",
+        convention: "this=CircularBufferAllocator*, rsi=address, rdx=size, rcx=base address; returns void",
         required: false,
     },
 ];

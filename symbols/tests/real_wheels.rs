@@ -106,6 +106,26 @@ fn deallocate_circular_buffers_absent_in_065() {
     }
 }
 
+/// Dataflow buffers (issue 4.9): `allocate_dataflow_buffers` exists from 0.71.2
+/// and places each DFB through one PLT call to `mark_address`, its only caller;
+/// no `track_*` function is called for them.
+#[test]
+fn dataflow_buffers_are_placed_through_one_plt_call() {
+    for (v, a) in all() {
+        let adfb = a.target(Target::AllocateDataflowBuffers).unwrap();
+        let mark = a.target(Target::DfbMarkAddress).unwrap();
+        assert!(mark.present, "{v}: mark_address is exported on every release");
+        if v == "0.65.0" {
+            assert!(!adfb.present, "{v}");
+            assert!(!mark.plt && mark.call_sites == Some(0), "{v}: {mark:?}");
+        } else {
+            assert!(adfb.present && adfb.plt && adfb.strategy == Strategy::Interpose, "{v}: {adfb:?}");
+            assert!(mark.plt && mark.call_sites == Some(1) && mark.strategy == Strategy::Interpose, "{v}: {mark:?}");
+            assert_eq!(mark.direct_calls, Some(0), "{v}");
+        }
+    }
+}
+
 #[test]
 fn program_impl_d2_is_an_alias_of_d1() {
     for (v, a) in all() {

@@ -26,6 +26,7 @@ DCB=_ZN2tt8tt_metal6detail11ProgramImpl27deallocate_circular_buffersEv
 PD1=_ZN2tt8tt_metal6detail11ProgramImplD1Ev
 PD2=_ZN2tt8tt_metal6detail11ProgramImplD2Ev
 ADFB=_ZN2tt8tt_metal6detail11ProgramImpl25allocate_dataflow_buffersEPKNS0_7IDeviceE
+MARK=_ZN2tt8tt_metal6detail11ProgramImpl23CircularBufferAllocator12mark_addressEmmm
 T_DFB=_ZN2tt8tt_metal12GraphTracker30track_allocate_dataflow_bufferERKNS0_12CoreRangeSetEmmbPKNS0_7IDeviceE
 GETDEV=_ZNK2tt8tt_metal11distributed10MeshDevice11get_devicesEv
 DCLOSE=_ZN2tt8tt_metal6Device5closeEv
@@ -51,6 +52,7 @@ done
 if [ "$CB071" = 1 ]; then has_sym $DCB || err "missing export $DCB"; else has_sym $DCB && err "unexpected export $DCB"; fi
 if [ "$DFB" = 1 ]; then
     has_sym $ADFB || err "missing export $ADFB"
+    has_sym $MARK || err "missing export $MARK"
     has_sym $T_DFB || err "missing export $T_DFB"
 else
     has_sym $ADFB && err "unexpected export $ADFB"
@@ -67,7 +69,7 @@ has_sym _ZNK2tt8tt_metal11distributed10MeshDevice2idEv || err "missing export Me
 # --- PLT relocations ----------------------------------------------------------
 PLT_TARGETS="$T_ALLOC $T_DEALLOC $H_ALLOC $H_DEALLOC $T_CB $INST $ACB $PD1 $GETDEV $DCLOSE"
 [ "$CB071" = 1 ] && PLT_TARGETS="$PLT_TARGETS $T_DCB $DCB"
-[ "$DFB" = 1 ] && PLT_TARGETS="$PLT_TARGETS $ADFB"
+[ "$DFB" = 1 ] && PLT_TARGETS="$PLT_TARGETS $ADFB $MARK"
 for s in $PLT_TARGETS; do
     if [ "$SYMB" = 1 ]; then has_js "$s" && err "JUMP_SLOT for $s must not exist with -Bsymbolic-functions"
     else has_js "$s" || err "no JUMP_SLOT for $s"; fi
@@ -75,7 +77,7 @@ done
 # 0.65/0.68 never call track_deallocate_cb: no PLT slot, like the real library.
 if [ "$CB071" = 0 ]; then has_js $T_DCB && err "v065 must not call track_deallocate_cb"; fi
 if [ "$SYMB" = 1 ]; then
-    for s in $T_ALLOC $T_DEALLOC $H_ALLOC $H_DEALLOC $T_CB $T_DCB $INST $ACB $DCB $ADFB $PD1 $PD2 $GETDEV $DCLOSE $MCLOSE; do
+    for s in $T_ALLOC $T_DEALLOC $H_ALLOC $H_DEALLOC $T_CB $T_DCB $INST $ACB $DCB $ADFB $MARK $PD1 $PD2 $GETDEV $DCLOSE $MCLOSE; do
         has_js "$s" && err "JUMP_SLOT for $s in symbolic build"
     done
 fi

@@ -2,7 +2,7 @@
 // Built into every variant dir by tests/testlib/Makefile.
 //
 //   ttfake_driver mesh N | matmul_multicore_reuse | threads T ITERS |
-//                 leak_at_close | cb_clash | oom | churn PAIRS | fork | dfb |
+//                 leak_at_close | cb_clash | oom | churn PAIRS | fork | dfb [N] |
 //                 mesh_per_core N
 //
 // Each scenario prints exactly one JSON line on stdout and exits 0 on
@@ -461,24 +461,27 @@ int scenario_fork() {
     return child_ok ? 0 : 1;
 }
 
-// dfb (v081): program with 2 dataflow buffers run on chip 0, then destroyed.
-int scenario_dfb() {
+// dfb [N] (v081): program with 2 dataflow buffers, each over two core ranges,
+// run on chip 0 (N = 0) or on an N-chip mesh, then destroyed.
+int scenario_dfb(int n) {
     if (ttf_constant("HAS_DATAFLOW_BUFFERS") == 0) {
         Json j = header("dfb");
         j.boolean("supported", false);
         emit(j);
         return 0;
     }
-    void* dev = need(ttf_open_device(0), "ttf_open_device");
+    void* dev = n > 0 ? need(ttf_open_mesh(n, 0), "ttf_open_mesh") : need(ttf_open_device(0), "ttf_open_device");
     const std::vector<uint64_t> dfbs = {32768, 16384};
     void* prog = need(ttf_program_create(), "ttf_program_create");
     for (uint64_t s : dfbs) need(ttf_program_add_dfb(prog, s), "ttf_program_add_dfb");
     need(ttf_program_run(prog, dev), "ttf_program_run");
+    need(ttf_program_run(prog, dev), "ttf_program_run");  // placed once: the second run adds nothing
     const uint64_t prog_id = ttf_program_id(prog);
     need(ttf_program_destroy(prog), "ttf_program_destroy");
-    need(ttf_close_device(dev), "ttf_close_device");
+    if (n > 0) need(ttf_close_mesh(dev), "ttf_close_mesh");
+    else need(ttf_close_device(dev), "ttf_close_device");
     Json j = header("dfb");
-    j.boolean("supported", true).num("chip", 0).unum("program_id", prog_id).raw("dfb_sizes", jnums(dfbs));
+    j.boolean("supported", true).num("chips", n).unum("program_id", prog_id).raw("dfb_sizes", jnums(dfbs));
     emit(j);
     return 0;
 }
@@ -486,7 +489,7 @@ int scenario_dfb() {
 int usage() {
     std::fprintf(stderr,
                  "usage: ttfake_driver mesh N | mesh_per_core N | matmul_multicore_reuse | threads T ITERS |\n"
-                 "                     leak_at_close | cb_clash | oom | churn PAIRS | fork | dfb\n");
+                 "                     leak_at_close | cb_clash | oom | churn PAIRS | fork | dfb [N]\n");
     return 2;
 }
 
@@ -516,6 +519,6 @@ int main(int argc, char** argv) {
     if (s == "oom") return scenario_oom();
     if (s == "churn") return scenario_churn(arg_num(argc, argv, 2, 100000));
     if (s == "fork") return scenario_fork();
-    if (s == "dfb") return scenario_dfb();
+    if (s == "dfb") return scenario_dfb(static_cast<int>(arg_num(argc, argv, 2, 0)));
     return usage();
 }

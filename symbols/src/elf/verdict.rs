@@ -105,6 +105,9 @@ impl TargetReport {
             (Target::AllocateDataflowBuffers, Interpose) => "dataflow buffers are attributed to their program",
             (Target::AllocateDataflowBuffers, InlineHook) => "calls bypass the PLT: dataflow buffers are attributed only with an entry patch",
             (Target::AllocateDataflowBuffers, Unreachable) => "no dataflow-buffer path in this release: nothing to attribute",
+            (Target::DfbMarkAddress, Interpose) => "every dataflow buffer's L1 placement (address, size) is recorded, although tt-metal reports none to its GraphTracker",
+            (Target::DfbMarkAddress, InlineHook) => "placement calls bypass the PLT: without an entry patch dataflow buffers are missing from L1",
+            (Target::DfbMarkAddress, Unreachable) => "no dataflow-buffer placement call in this release: nothing to record",
         };
         s.to_string()
     }

@@ -303,3 +303,50 @@ fn unrelated_processes_are_silent() {
     assert!(shm.rings().is_empty());
 }
 
+
+/// Problem counters the shim reported at process end (name → count).
+fn shim_problems(r: &Replayed) -> Vec<(String, u64)> {
+    r.records
+        .iter()
+        .filter_map(|rec| match rec {
+            Record::ProcessEnd(e) => Some(e.problems.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// 0.81 dataflow buffers: tt-metal calls no GraphTracker function for them;
+/// the shim sees their placement (`mark_address`, once per core range) inside
+/// `allocate_dataflow_buffers`, records each DFB once per chip, and releases
+/// them when the program is destroyed.
+#[test]
+fn dataflow_buffers_on_0_81() {
+    for (args, chips) in [(vec!["dfb"], vec![0]), (vec!["dfb", "4"], vec![0, 1, 2, 3])] {
+        let (r, out) = driver("v081", &args);
+        assert!(stdout(&out).contains("\"track_allocate_cb\":0"), "tt-metal reported nothing itself: {}", stdout(&out));
+        for &chip in &chips {
+            let dfbs: Vec<(u64, u64)> =
+                r.events.iter().filter(|e| e.kind == ChipKind::DfbAlloc && e.chip == chip).map(|e| (e.address, e.size)).collect();
+            assert_eq!(dfbs, vec![(0x19000, 32_768), (0x19000 + 32_768, 16_384)], "{args:?} chip {chip}: each DFB once");
+            assert_eq!(r.peak(chip, Cb), 49_152, "{args:?} chip {chip}");
+            assert_eq!(r.current(chip, Cb), 0, "{args:?} chip {chip}: DFBs end with the program");
+            assert_eq!(r.count_on(ChipKind::DfbFree, chip), 2, "{args:?} chip {chip}");
+        }
+        assert_eq!(r.count(ChipKind::DfbAlloc), 2 * chips.len(), "{args:?}: the second run placed nothing");
+        assert_eq!(r.count(ChipKind::CloseRelease), chips.len(), "{args:?}: only the system DRAM A block per chip");
+        assert_eq!(r.model.unknown_frees, 0, "{args:?}");
+        assert_eq!(shim_problems(&r), vec![], "{args:?}");
+    }
+}
+
+/// 0.65/0.71 stand-ins have no dataflow buffers: the scenario says so and
+/// the trace holds none.
+#[test]
+fn no_dataflow_buffers_before_0_81() {
+    for v in ["v065", "v071"] {
+        let (r, out) = driver(v, &["dfb"]);
+        assert!(stdout(&out).contains("\"supported\":false"), "{v}");
+        assert_eq!(r.count(ChipKind::DfbAlloc), 0, "{v}");
+    }
+}

@@ -85,6 +85,7 @@ class CoreRangeSet {
 public:
     CoreRangeSet();
     explicit CoreRangeSet(const CoreRange& range);
+    explicit CoreRangeSet(std::vector<CoreRange> ranges);
     const std::vector<CoreRange>& ranges() const;
     std::size_t num_cores() const;
     std::string str() const;
@@ -437,6 +438,16 @@ public:
     std::size_t add_dataflow_buffer(const CoreRangeSet& core_ranges, uint64_t size);
     std::size_t num_dataflow_buffers() const;
     void allocate_dataflow_buffers(const IDevice* device);
+
+    // One per core range of the program's DFBs: the L1 regions placed there.
+    // Like tt-metal 0.71+, `mark_address` is exported and called through the
+    // PLT, and only from allocate_dataflow_buffers.
+    struct CircularBufferAllocator {
+        CoreRange core_range;
+        std::vector<std::pair<uint64_t, uint64_t>> l1_regions;
+        void mark_address(uint64_t address, uint64_t size, uint64_t base_address);
+        uint64_t region_end(uint64_t base_address) const;
+    };
 #endif
 
 private:
@@ -452,8 +463,8 @@ private:
         uint64_t address = 0;
     };
     std::vector<DataflowBufferEntry> dataflow_buffers_;
-    uint64_t dfb_region_end_ = 0;
-    std::vector<const IDevice*> dfb_devices_;
+    std::vector<CircularBufferAllocator> dfb_allocators_;
+    bool dfb_allocation_needed_ = true;
 #endif
 };
 

@@ -9,6 +9,7 @@ namespace tt::tt_metal {
 
 CoreRangeSet::CoreRangeSet() = default;
 CoreRangeSet::CoreRangeSet(const CoreRange& range) : ranges_{range} {}
+CoreRangeSet::CoreRangeSet(std::vector<CoreRange> ranges) : ranges_(std::move(ranges)) {}
 const std::vector<CoreRange>& CoreRangeSet::ranges() const { return ranges_; }
 std::size_t CoreRangeSet::num_cores() const {
     std::size_t n = 0;

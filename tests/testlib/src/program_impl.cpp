@@ -134,11 +134,23 @@ void ProgramImpl::deallocate_circular_buffers() {
 #endif
 
 #if TTFAKE_DFB
+namespace {
+bool same_range(const CoreRange& a, const CoreRange& b) {
+    return a.start_coord.x == b.start_coord.x && a.start_coord.y == b.start_coord.y && a.end_coord.x == b.end_coord.x &&
+           a.end_coord.y == b.end_coord.y;
+}
+}  // namespace
+
 std::size_t ProgramImpl::add_dataflow_buffer(const CoreRangeSet& core_ranges, uint64_t size) {
     if (size == 0) throw std::runtime_error("Dataflow buffer size must be greater than 0");
     if (!circular_buffers_.empty()) throw std::runtime_error("Cannot add dataflow buffer to a program with circular buffers");
-    if (!dfb_devices_.empty()) {
+    if (!dfb_allocation_needed_) {
         throw std::runtime_error("ttfake: cannot add a dataflow buffer after the program's DFBs were allocated");
+    }
+    for (const CoreRange& r : core_ranges.ranges()) {
+        bool known = false;
+        for (const auto& a : dfb_allocators_) known = known || same_range(a.core_range, r);
+        if (!known) dfb_allocators_.push_back(CircularBufferAllocator{r, {}});
     }
     dataflow_buffers_.push_back(DataflowBufferEntry{core_ranges, size, 0});
     return dataflow_buffers_.size() - 1;
@@ -146,32 +158,50 @@ std::size_t ProgramImpl::add_dataflow_buffer(const CoreRangeSet& core_ranges, ui
 
 std::size_t ProgramImpl::num_dataflow_buffers() const { return dataflow_buffers_.size(); }
 
-// Places the DFBs in the static L1 region of every physical chip and checks
-// the clash with L1 buffers. Calls NO GraphTracker function (as in 0.81).
+uint64_t ProgramImpl::CircularBufferAllocator::region_end(uint64_t base_address) const {
+    return l1_regions.empty() ? base_address : l1_regions.back().second;
+}
+
+// As in tt-metal 0.71+: places every DFB once per program (later calls, for
+// other devices, return at once), marking it in the allocator of each of its
+// core ranges through the exported `mark_address` -- and calls NO GraphTracker
+// function. Then checks the clash with L1 buffers on every physical chip.
 void ProgramImpl::allocate_dataflow_buffers(const IDevice* device) {
     if (dataflow_buffers_.empty()) return;
-    if (dfb_region_end_ == 0) {
-        uint64_t addr = fake::L1_UNRESERVED_BASE;
+    const uint64_t base = fake::L1_UNRESERVED_BASE;
+    if (dfb_allocation_needed_) {
         for (auto& dfb : dataflow_buffers_) {
+            uint64_t addr = base;
+            for (const CoreRange& r : dfb.core_ranges.ranges()) {
+                for (const auto& a : dfb_allocators_) {
+                    if (same_range(a.core_range, r)) addr = std::max(addr, a.region_end(base));
+                }
+            }
+            addr = align_up(addr, fake::L1_ALIGNMENT);
+            for (const CoreRange& r : dfb.core_ranges.ranges()) {
+                for (auto& a : dfb_allocators_) {
+                    if (same_range(a.core_range, r)) a.mark_address(addr, dfb.size, base);
+                }
+            }
             dfb.address = addr;
-            addr += align_up(dfb.size, fake::L1_ALIGNMENT);
         }
-        if (addr > fake::L1_SIZE) {
-            std::ostringstream os;
-            os << "Statically allocated dataflow buffers on core range " << dataflow_buffers_.front().core_ranges.str()
-               << " grow to " << addr << " B which is beyond max L1 size of " << fake::L1_SIZE << " B";
-            throw std::runtime_error(os.str());
-        }
-        dfb_region_end_ = addr;
+        dfb_allocation_needed_ = false;
+    }
+    uint64_t region_end = base;
+    for (const auto& a : dfb_allocators_) region_end = std::max(region_end, a.region_end(base));
+    if (region_end > fake::L1_SIZE) {
+        std::ostringstream os;
+        os << "Statically allocated dataflow buffers on core range " << dataflow_buffers_.front().core_ranges.str()
+           << " grow to " << region_end << " B which is beyond max L1 size of " << fake::L1_SIZE << " B";
+        throw std::runtime_error(os.str());
     }
     for (const IDevice* chip : physical_devices(device)) {
-        if (!contains(dfb_devices_, chip)) dfb_devices_.push_back(chip);
         std::optional<DeviceAddr> lowest = chip->allocator()->lowest_occupied_l1_address();
-        if (lowest && dfb_region_end_ > *lowest) {
+        if (lowest && region_end > *lowest) {
             std::ostringstream os;
             os << "Statically allocated dataflow buffers in program " << id_ << " clash with L1 buffers on core range "
                << dataflow_buffers_.front().core_ranges.str() << ". L1 buffer allocated at " << *lowest
-               << " and static dataflow buffer region ends at " << dfb_region_end_;
+               << " and static dataflow buffer region ends at " << region_end;
             throw std::runtime_error(os.str());
         }
     }

@@ -323,11 +323,20 @@ int ttf_program_add_cb(void* prog, uint64_t size, void* global_buf_or_null) {
     });
 }
 
+#if TTFAKE_DFB
+// The same grid as two core ranges: a DFB on it is marked in two allocators
+// (two mark_address calls at one address), as on a real multi-range program.
+static CoreRangeSet grid_halves() {
+    return CoreRangeSet(std::vector<CoreRange>{CoreRange{CoreCoord{0, 0}, CoreCoord{3, 7}},
+                                               CoreRange{CoreCoord{4, 0}, CoreCoord{7, 7}}});
+}
+#endif
+
 int ttf_program_add_dfb(void* prog, uint64_t size) {
     return guarded<int>(-1, [&]() -> int {
         TTF_REQUIRE(prog != nullptr, "ttf_program_add_dfb: null program");
 #if TTFAKE_DFB
-        return static_cast<int>(CreateDataflowBuffer(*static_cast<Program*>(prog), full_grid(), size));
+        return static_cast<int>(CreateDataflowBuffer(*static_cast<Program*>(prog), grid_halves(), size));
 #else
         (void)size;
         throw std::runtime_error(std::string("dataflow buffers need tt-metal 0.81; this is ") + fake_version());
