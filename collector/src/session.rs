@@ -14,6 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use ttalloc_ring::event::mesh_slot_of_chip;
+use ttalloc_ring::clock::{self, TscToNs};
 use ttalloc_ring::live::LiveEntry;
 use ttalloc_ring::{naming::RegionName, Kind, Problem, RawEvent, Region, RingReader};
 use ttalloc_trace::record::*;
@@ -57,6 +58,8 @@ pub struct Session {
     pub absorbed: u64,
     pub unknown_frees: u64,
     pub finished: bool,
+    /// Set when the shim stamps TSC ticks (`ttalloc_ring::clock`).
+    clock: Option<TscToNs>,
 }
 
 pub type Out<'a> = &'a mut dyn FnMut(Record);
@@ -90,6 +93,7 @@ impl Session {
             shim_info: info,
             attach: attach.to_string(),
         }));
+        let clock = (h.created_tsc != 0).then(|| TscToNs::new(h.created_tsc, h.created_mono_ns));
         let mut s = Session {
             name,
             p,
@@ -105,6 +109,7 @@ impl Session {
             absorbed: 0,
             unknown_frees: 0,
             finished: false,
+            clock,
         };
         if attach != "from-start" {
             if dropped > 0 {
@@ -117,7 +122,11 @@ impl Session {
     }
 
     fn ev(&self, e: &RawEvent) -> Ev {
-        Ev { p: self.p, seq: e.seq, ts_ns: e.body.ts_ns, tid: e.body.tid }
+        let ts_ns = match &self.clock {
+            Some(c) => c.to_ns(e.body.ts_ns),
+            None => e.body.ts_ns,
+        };
+        Ev { p: self.p, seq: e.seq, ts_ns, tid: e.body.tid }
     }
 
     /// Emits the mesh table entry behind a mesh reference the first time it is used.
@@ -137,6 +146,9 @@ impl Session {
 
     /// Drains up to `max` events. Returns how many were handled.
     pub fn drain(&mut self, max: u64, out: Out) -> u64 {
+        if let Some(c) = &mut self.clock {
+            c.observe(clock::now_pair()); // after the events below were stamped
+        }
         let mut batch = Vec::with_capacity(1024);
         let d = RingReader::new(&self.region).drain(max, |e| batch.push(e));
         for e in &batch {

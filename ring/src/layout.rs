@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
 
 pub const MAGIC: [u8; 8] = *b"TTALLOC1";
 /// Bumped on any incompatible change of this file, `event.rs` or `live.rs`.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The header occupies this many bytes; the ring starts right after.
 pub const HEADER_BYTES: usize = 64 * 1024;
 pub const SLOT_BYTES: usize = 64;
@@ -97,6 +97,9 @@ pub struct Header {
     pub created_mono_ns: u64,
     /// CLOCK_REALTIME ns at creation, to put monotonic times on a calendar.
     pub created_real_ns: u64,
+    /// TSC reading taken with `created_mono_ns`; non-zero means every event's
+    /// `ts_ns` holds raw TSC ticks, converted by the reader (see `clock`).
+    pub created_tsc: u64,
     /// Bit flags, see `STATE_*`.
     pub state: AtomicU32,
     /// Pid of the collector currently draining this ring (0 = none).

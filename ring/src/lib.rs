@@ -16,6 +16,7 @@
 //!
 //! Nothing here allocates, locks or makes a syscall on the producer path.
 
+pub mod clock;
 pub mod event;
 pub mod layout;
 pub mod live;
@@ -27,5 +28,6 @@ mod producer;
 pub use consumer::{Drained, RingReader};
 pub use event::{BufferType, EventBody, Kind, RawEvent};
 pub use layout::{Header, Problem, MESH_SLOTS, MAX_MESH_CHIPS};
-pub use producer::{monotonic_ns as producer_clock, PushError, Reservation};
+pub use clock::monotonic_ns as producer_clock;
+pub use producer::{PushError, Reservation};
 pub use region::{Region, RegionError};

@@ -82,10 +82,3 @@ impl Reservation<'_> {
     }
 }
 
-/// CLOCK_MONOTONIC in ns (vDSO: no syscall).
-#[inline]
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}

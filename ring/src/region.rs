@@ -116,7 +116,13 @@ impl Region {
             h.pid = pid;
             h.uid = libc::geteuid();
             h.start_ticks = start_ticks;
-            h.created_mono_ns = crate::producer::monotonic_ns();
+            if crate::clock::tsc_trusted() {
+                let (tsc, ns) = crate::clock::now_pair();
+                h.created_tsc = tsc;
+                h.created_mono_ns = ns;
+            } else {
+                h.created_mono_ns = crate::clock::monotonic_ns();
+            }
             h.created_real_ns = realtime_ns();
             fence(Ordering::Release);
             // Magic last: a reader that sees it sees a complete header.
@@ -202,6 +208,16 @@ impl Region {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The timestamp for an event about to be published (see `clock`).
+    #[inline]
+    pub fn stamp(&self) -> u64 {
+        if self.header().created_tsc != 0 {
+            crate::clock::ticks()
+        } else {
+            crate::clock::monotonic_ns()
+        }
     }
 
     pub fn header(&self) -> &Header {

@@ -9,14 +9,14 @@ use crate::tracer::Tracer;
 use ttalloc_ring::event::*;
 use crate::dfb;
 use ttalloc_ring::live::{cb_key, dfb_key, LiveEntry};
-use ttalloc_ring::{producer_clock, BufferType, EventBody, Kind, Problem, Region};
+use ttalloc_ring::{BufferType, EventBody, Kind, Problem, Region};
 
 /// Reserves a sequence number (or, if the ring is full, the position the
 /// event would have had, so the live table still orders it), runs `mirror`
 /// with it, then publishes the event.
 #[inline]
 fn emit(region: &Region, mut body: EventBody, mirror: impl FnOnce(u64)) {
-    body.ts_ns = producer_clock();
+    body.ts_ns = region.stamp();
     body.tid = thread::tid();
     match region.reserve() {
         Ok(r) => {

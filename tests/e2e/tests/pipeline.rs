@@ -80,3 +80,33 @@ fn cpp_driver_and_dump_show_one_line_per_chip_event() {
     assert_eq!(sharded[0].address, sharded[1].address, "same address on every chip of the mesh");
     assert_eq!(sharded[0].id, sharded[1].id, "one allocation, one id");
 }
+
+/// Event times are CLOCK_MONOTONIC ns whether the shim stamps TSC ticks
+/// (where the kernel's clocksource is the TSC) or reads the clock itself
+/// (`TTALLOC_CLOCK=monotonic`): within the run's window, in order per thread.
+#[test]
+fn event_times_are_monotonic_ns_in_both_clock_modes() {
+    for clock in [None, Some("monotonic")] {
+        let shm = ShmDir::new();
+        let dir = tempfile::tempdir().unwrap();
+        let d = testlib("v081").join("ttfake_driver");
+        let env: Vec<(&str, &str)> = clock.map(|c| vec![("TTALLOC_CLOCK", c)]).unwrap_or_default();
+        let before = ttalloc_ring::clock::monotonic_ns();
+        let run = collect(&shm, &dir.path().join("t.msgpack"), &[d.to_str().unwrap(), "churn", "20000"], &env);
+        let after = ttalloc_ring::clock::monotonic_ns();
+        ok(&run.output);
+        let r = replay(&run.trace);
+        let mut last: std::collections::HashMap<u32, u64> = Default::default();
+        let mut n = 0;
+        for rec in &r.records {
+            if let ttalloc_trace::Record::Alloc(a) = rec {
+                let ev = a.ev;
+                assert!(ev.ts_ns > before && ev.ts_ns < after, "{clock:?}: {} outside [{before}, {after}]", ev.ts_ns);
+                let prev = last.insert(ev.tid, ev.ts_ns).unwrap_or(0);
+                assert!(ev.ts_ns >= prev, "{clock:?}: time went back on tid {}", ev.tid);
+                n += 1;
+            }
+        }
+        assert!(n >= 20_000, "{clock:?}: {n} allocations seen");
+    }
+}
