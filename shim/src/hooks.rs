@@ -5,7 +5,7 @@
 
 use crate::dfb;
 use crate::record;
-use crate::thread;
+use crate::thread::{self, State};
 use crate::tracer::{self, Tracer};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,9 +39,9 @@ fn original(t: Option<&Tracer>, target: Target) -> usize {
 
 /// Runs recorder code for `t`: skipped on re-entry, panics caught and counted.
 #[inline]
-fn recorder(t: Option<&'static Tracer>, f: impl FnOnce(&'static Tracer)) {
+fn recorder(t: Option<&'static Tracer>, f: impl FnOnce(&'static Tracer, &State)) {
     let Some(t) = t else { return };
-    let caught = thread::as_recorder(|| catch_unwind(AssertUnwindSafe(|| f(t))));
+    let caught = thread::with(|s| s.as_recorder(|| catch_unwind(AssertUnwindSafe(|| f(t, s)))));
     if let Some(Err(_)) = caught {
         if let Some(r) = t.region() {
             r.count_problem(Problem::Panic);
@@ -82,7 +82,7 @@ macro_rules! forward {
 #[no_mangle]
 pub unsafe extern "C-unwind" fn _ZN2tt8tt_metal12GraphTracker14track_allocateEPKNS0_6BufferE(this: usize, buffer: usize) {
     let t = tracer::get();
-    recorder(t, |t| record::alloc(t, buffer));
+    recorder(t, |t, s| record::alloc(t, s, buffer));
     forward!(t, Target::TrackAllocate, Fn2, (), (this, buffer))
 }
 
@@ -90,7 +90,7 @@ pub unsafe extern "C-unwind" fn _ZN2tt8tt_metal12GraphTracker14track_allocateEPK
 #[no_mangle]
 pub unsafe extern "C-unwind" fn _ZN2tt8tt_metal12GraphTracker16track_deallocateEPNS0_6BufferE(this: usize, buffer: usize) {
     let t = tracer::get();
-    recorder(t, |t| record::free(t, buffer));
+    recorder(t, |t, s| record::free(t, s, buffer));
     forward!(t, Target::TrackDeallocate, Fn2, (), (this, buffer))
 }
 
@@ -99,7 +99,7 @@ pub unsafe extern "C-unwind" fn _ZN2tt8tt_metal12GraphTracker16track_deallocateE
 pub unsafe extern "C-unwind" fn _ZN2tt8tt_metal12GraphTracker13hook_allocateEPKNS0_6BufferE(this: usize, buffer: usize) -> bool {
     let t = tracer::get();
     let hooked = forward!(t, Target::HookAllocate, Fn2B, 0, (this, buffer)) != 0;
-    recorder(t, |t| record::hook_verdict(t, buffer, hooked));
+    recorder(t, |t, s| record::hook_verdict(t, s, buffer, hooked));
     hooked
 }
 
@@ -121,7 +121,7 @@ pub unsafe extern "C-unwind" fn _ZN2tt8tt_metal12GraphTracker17track_allocate_cb
     device: usize,
 ) {
     let t = tracer::get();
-    recorder(t, |t| record::cb_alloc(t, address, size, globally_allocated, device));
+    recorder(t, |t, s| record::cb_alloc(t, s, address, size, globally_allocated, device));
     forward!(t, Target::TrackAllocateCb, FnCb, (), (this, core_ranges, address, size, globally_allocated, device))
 }
 
@@ -129,7 +129,7 @@ pub unsafe extern "C-unwind" fn _ZN2tt8tt_metal12GraphTracker17track_allocate_cb
 #[no_mangle]
 pub unsafe extern "C-unwind" fn _ZN2tt8tt_metal12GraphTracker19track_deallocate_cbEPKNS0_7IDeviceE(this: usize, device: usize) {
     let t = tracer::get();
-    recorder(t, |t| record::cb_free(t, device));
+    recorder(t, |t, s| record::cb_free(t, s, device));
     forward!(t, Target::TrackDeallocateCb, Fn2, (), (this, device))
 }
 
@@ -145,17 +145,17 @@ struct ProgramScope {
 
 impl ProgramScope {
     fn enter(t: Option<&'static Tracer>, program: usize, device: usize, placing: bool) -> Self {
-        thread::push_program(program as u64);
+        thread::with(|s| s.push_program(program as u64));
         ProgramScope { t, program, device, placing, done: false }
     }
 }
 
 impl Drop for ProgramScope {
     fn drop(&mut self) {
-        thread::pop_program();
+        thread::with(|s| s.pop_program());
         if self.placing && !self.done {
             let (program, device) = (self.program, self.device);
-            recorder(self.t, |t| unsafe { record::cb_alloc_failed(t, program, device) });
+            recorder(self.t, |t, s| unsafe { record::cb_alloc_failed(t, s, program, device) });
         }
     }
 }
@@ -180,18 +180,18 @@ pub unsafe extern "C-unwind" fn _ZN2tt8tt_metal6detail11ProgramImpl27deallocate_
 
 unsafe fn program_destructor(target: Target, program: usize) {
     let t = tracer::get();
-    if thread::program_active(program as u64) {
+    if thread::with(|s| s.program_active(program as u64)) {
         // D1 calling D2 for the same object: already handled one level up.
         return forward!(t, target, Fn1, (), (program));
     }
     if t.is_some_and(|t| t.cb_free_at_program_end) {
-        recorder(t, |t| record::program_end(t, program));
+        recorder(t, |t, s| record::program_end(t, s, program));
     }
     let mut scope = ProgramScope::enter(t, program, 0, false);
     forward!(t, target, Fn1, (), (program));
     scope.done = true;
     drop(scope);
-    recorder(t, |t| record::dfb_program_end(t, program));
+    recorder(t, |t, s| record::dfb_program_end(t, s, program));
 }
 
 /// `detail::ProgramImpl::~ProgramImpl()` (complete object).
@@ -210,10 +210,10 @@ unsafe fn close(target: Target, device: usize) -> bool {
     let t = tracer::get();
     // Resolve chips before the close: a closed mesh may no longer list them.
     let mut chip = None;
-    recorder(t, |t| chip = record::close_ref(t, device));
+    recorder(t, |t, _| chip = record::close_ref(t, device));
     let ok = forward!(t, target, Fn1B, 0, (device)) != 0;
     if let Some(chip) = chip {
-        recorder(t, |t| record::device_closed(t, device, chip));
+        recorder(t, |t, s| record::device_closed(t, s, device, chip));
     }
     ok
 }
@@ -253,6 +253,6 @@ pub unsafe extern "C-unwind" fn _ZN2tt8tt_metal6detail11ProgramImpl23CircularBuf
     base: u64,
 ) {
     let t = tracer::get();
-    recorder(t, |t| record::dfb_alloc(t, address, size));
+    recorder(t, |t, s| record::dfb_alloc(t, s, address, size));
     forward!(t, Target::DfbMarkAddress, FnMark, (), (allocator, address, size, base))
 }

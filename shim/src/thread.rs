@@ -9,110 +9,153 @@ pub static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 const PROGRAM_DEPTH: usize = 4;
 
-thread_local! {
-    static TID: Cell<(u64, u32)> = const { Cell::new((u64::MAX, 0)) };
-    static IN_RECORDER: Cell<bool> = const { Cell::new(false) };
-    static PROGRAMS: Cell<[u64; PROGRAM_DEPTH]> = const { Cell::new([0; PROGRAM_DEPTH]) };
-    static PROGRAM_TOP: Cell<usize> = const { Cell::new(0) };
+/// Everything the hooks keep per thread, in one thread-local: the cdylib's
+/// TLS is general-dynamic, so each access is a `__tls_get_addr` call; a hook
+/// takes the address once (`with`) and passes `&State` down.
+pub struct State {
+    /// (fork generation, kernel tid).
+    tid: Cell<(u64, u32)>,
+    in_recorder: Cell<bool>,
+    programs: Cell<[u64; PROGRAM_DEPTH]>,
+    program_top: Cell<usize>,
     /// The `Buffer*` for which `hook_allocate` just returned true on this thread.
-    static HOOKED: Cell<u64> = const { Cell::new(0) };
+    hooked: Cell<u64>,
     /// The allocation `hook_allocate` let through to the allocator, until
-    /// `track_allocate` confirms it: (buffer, size, type, chip).
-    static PENDING: Cell<(u64, u64, u8, i32)> = const { Cell::new((0, 0, 0, 0)) };
+    /// `track_allocate` confirms it (reusing what was read) or the allocator throws.
+    pending: Cell<Pending>,
 }
 
-/// Kernel thread id, cached per thread (one syscall per thread, refreshed after fork).
-#[inline]
-pub fn tid() -> u32 {
-    let gen = FORK_GENERATION.load(Ordering::Relaxed);
-    TID.with(|c| {
-        let (g, t) = c.get();
-        if g == gen {
-            t
-        } else {
-            let t = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
-            c.set((gen, t));
-            t
+thread_local! {
+    static STATE: State = const {
+        State {
+            tid: Cell::new((u64::MAX, 0)),
+            in_recorder: Cell::new(false),
+            programs: Cell::new([0; PROGRAM_DEPTH]),
+            program_top: Cell::new(0),
+            hooked: Cell::new(0),
+            pending: Cell::new(Pending::NONE),
         }
-    })
+    };
 }
 
-/// Runs `f` as recorder code unless this thread is already in recorder code
-/// (tt-metal calling back into a hook from something the recorder called):
-/// then returns None and the caller only forwards.
+/// Runs `f` with this thread's state.
 #[inline]
-pub fn as_recorder<R>(f: impl FnOnce() -> R) -> Option<R> {
-    IN_RECORDER.with(|g| {
-        if g.get() {
+pub fn with<R>(f: impl FnOnce(&State) -> R) -> R {
+    STATE.with(f)
+}
+
+/// A requested allocation: the buffer and what `hook_allocate` read of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub buffer: u64,
+    pub size: u64,
+    pub btype: u8,
+    /// The chip field of its device (resolved while the device surely lives).
+    pub chip: i32,
+    pub device: u64,
+}
+
+impl Pending {
+    pub const NONE: Pending = Pending { buffer: 0, size: 0, btype: 0, chip: 0, device: 0 };
+}
+
+impl State {
+    /// Kernel thread id, cached (one syscall per thread, refreshed after fork).
+    #[inline]
+    pub fn tid(&self) -> u32 {
+        let gen = FORK_GENERATION.load(Ordering::Relaxed);
+        let (g, t) = self.tid.get();
+        if g == gen {
+            return t;
+        }
+        let t = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+        self.tid.set((gen, t));
+        t
+    }
+
+    /// Runs `f` as recorder code unless this thread is already in recorder
+    /// code (tt-metal calling back into a hook from something the recorder
+    /// called): then returns None and the caller only forwards.
+    #[inline]
+    pub fn as_recorder<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        if self.in_recorder.get() {
             return None;
         }
-        g.set(true);
+        self.in_recorder.set(true);
         struct Reset<'a>(&'a Cell<bool>);
         impl Drop for Reset<'_> {
             fn drop(&mut self) {
                 self.0.set(false);
             }
         }
-        let _reset = Reset(g);
+        let _reset = Reset(&self.in_recorder);
         Some(f())
-    })
-}
+    }
 
-pub fn push_program(p: u64) {
-    let top = PROGRAM_TOP.with(|t| t.get());
-    if top < PROGRAM_DEPTH {
-        PROGRAMS.with(|s| {
-            let mut a = s.get();
+    pub fn push_program(&self, p: u64) {
+        let top = self.program_top.get();
+        if top < PROGRAM_DEPTH {
+            let mut a = self.programs.get();
             a[top] = p;
-            s.set(a);
-        });
+            self.programs.set(a);
+        }
+        self.program_top.set(top + 1);
     }
-    PROGRAM_TOP.with(|t| t.set(top + 1));
-}
 
-pub fn pop_program() {
-    PROGRAM_TOP.with(|t| t.set(t.get().saturating_sub(1)));
-}
-
-/// The program whose CBs are being placed or released on this thread (0 if none).
-pub fn current_program() -> u64 {
-    let top = PROGRAM_TOP.with(|t| t.get());
-    if top == 0 || top > PROGRAM_DEPTH {
-        return 0;
+    pub fn pop_program(&self) {
+        self.program_top.set(self.program_top.get().saturating_sub(1));
     }
-    PROGRAMS.with(|s| s.get()[top - 1])
-}
 
-/// True if `p` is already being handled further up this thread's stack
-/// (a D1 destructor calling D2, say).
-pub fn program_active(p: u64) -> bool {
-    let top = PROGRAM_TOP.with(|t| t.get()).min(PROGRAM_DEPTH);
-    PROGRAMS.with(|s| s.get()[..top].contains(&p))
-}
+    /// The program whose CBs are being placed or released on this thread (0 if none).
+    pub fn current_program(&self) -> u64 {
+        let top = self.program_top.get();
+        if top == 0 || top > PROGRAM_DEPTH {
+            return 0;
+        }
+        self.programs.get()[top - 1]
+    }
 
-pub fn set_hooked(buffer: u64) {
-    HOOKED.with(|h| h.set(buffer));
-}
+    /// True if `p` is already being handled further up this thread's stack
+    /// (a D1 destructor calling D2, say).
+    pub fn program_active(&self, p: u64) -> bool {
+        let top = self.program_top.get().min(PROGRAM_DEPTH);
+        self.programs.get()[..top].contains(&p)
+    }
 
-/// Whether `hook_allocate` said "hooked" for this buffer (consumes the verdict).
-pub fn take_hooked(buffer: u64) -> bool {
-    HOOKED.with(|h| {
-        let hit = h.get() == buffer && buffer != 0;
+    pub fn set_hooked(&self, buffer: u64) {
+        self.hooked.set(buffer);
+    }
+
+    /// Whether `hook_allocate` said "hooked" for this buffer (consumes the verdict).
+    #[inline]
+    pub fn take_hooked(&self, buffer: u64) -> bool {
+        let hit = self.hooked.get() == buffer && buffer != 0;
         if hit {
-            h.set(0);
+            self.hooked.set(0);
         }
         hit
-    })
-}
+    }
 
-pub fn set_pending(p: (u64, u64, u8, i32)) -> (u64, u64, u8, i32) {
-    PENDING.with(|c| c.replace(p))
-}
+    /// Sets the pending request, returning the one it replaces.
+    #[inline]
+    pub fn set_pending(&self, p: Pending) -> Pending {
+        self.pending.replace(p)
+    }
 
-pub fn clear_pending(buffer: u64) {
-    PENDING.with(|c| {
-        if c.get().0 == buffer {
-            c.set((0, 0, 0, 0));
+    /// The pending request for `buffer`, if that is what is pending (consumed).
+    #[inline]
+    pub fn take_pending(&self, buffer: u64) -> Option<Pending> {
+        let p = self.pending.get();
+        if p.buffer == buffer && buffer != 0 {
+            self.pending.set(Pending::NONE);
+            Some(p)
+        } else {
+            None
         }
-    })
+    }
+}
+
+/// This thread's kernel tid (cold paths; hot paths use `State::tid`).
+pub fn tid() -> u32 {
+    with(|s| s.tid())
 }

@@ -205,7 +205,7 @@ pub fn on_exit() {
         return;
     }
     if let Some(t) = unsafe { TRACER.load(Ordering::Acquire).as_ref() } {
-        crate::record::flush_pending(t);
+        crate::thread::with(|s| crate::record::flush_pending(t, s));
         if let Some(r) = unsafe { t.region.load(Ordering::Acquire).as_ref() } {
             r.mark_state(ttalloc_ring::layout::STATE_EXITED);
         }

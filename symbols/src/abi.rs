@@ -232,21 +232,28 @@ impl BufferReader {
     /// # Safety
     /// `buf` must be a live `tt::tt_metal::Buffer*` of the library this reader was built for.
     pub unsafe fn read(&self, buf: usize) -> BufferFields {
+        let mut f = self.read_request(buf);
+        self.read_placement(buf, &mut f);
+        f
+    }
+
+    /// The fields fixed when the buffer is requested (before the allocator
+    /// runs): size, type, device. `hook_allocate` reads these; `track_allocate`
+    /// then needs only [`BufferReader::read_placement`].
+    ///
+    /// # Safety
+    /// As for [`BufferReader::read`].
+    pub unsafe fn read_request(&self, buf: usize) -> BufferFields {
         let mut f = BufferFields::default();
         if buf == 0 {
             return f;
         }
-        f.allocated = self.is_allocated.map(|g| g(buf));
-        if f.allocated == Some(true) {
-            f.address = self.address.map(|g| u64::from(g(buf)));
-        }
-        f.page_size = self.page_size.map(|g| g(buf));
         f.size = if let Some(g) = self.size_fn {
             Some(g(buf))
         } else if let Some(o) = self.size_off {
             Some(std::ptr::read_unaligned(buf.wrapping_add(o) as *const u64))
         } else {
-            match (self.num_pages, f.page_size) {
+            match (self.num_pages, self.page_size.map(|g| g(buf))) {
                 (Some(n), Some(ps)) if ps != 0 => u64::from(n(buf)).checked_mul(ps),
                 _ => None,
             }
@@ -270,6 +277,21 @@ impl BufferReader {
             0
         };
         f
+    }
+
+    /// The fields the allocator sets: whether allocated, address, page size.
+    ///
+    /// # Safety
+    /// As for [`BufferReader::read`].
+    pub unsafe fn read_placement(&self, buf: usize, f: &mut BufferFields) {
+        if buf == 0 {
+            return;
+        }
+        f.allocated = self.is_allocated.map(|g| g(buf));
+        if f.allocated == Some(true) {
+            f.address = self.address.map(|g| u64::from(g(buf)));
+        }
+        f.page_size = self.page_size.map(|g| g(buf));
     }
 
     /// `Buffer::unique_id()` where exported (0.81+); its legacy offset moves, so never read.
