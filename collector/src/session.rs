@@ -12,7 +12,7 @@
 //! already present (same or later seq) is skipped, and a free of something not
 //! held (or held from a later seq) is absorbed rather than called unknown.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use ttalloc_ring::event::mesh_slot_of_chip;
 use ttalloc_ring::clock::{self, TscToNs};
 use ttalloc_ring::live::LiveEntry;
@@ -60,6 +60,8 @@ pub struct Session {
     pub finished: bool,
     /// Set when the shim stamps TSC ticks (`ttalloc_ring::clock`).
     clock: Option<TscToNs>,
+    /// Events copied out of the ring, reused from drain to drain.
+    batch: Vec<RawEvent>,
 }
 
 pub type Out<'a> = &'a mut dyn FnMut(Record);
@@ -98,9 +100,9 @@ impl Session {
             name,
             p,
             region,
-            buffers: HashMap::new(),
-            cbs: HashMap::new(),
-            meshes_sent: HashSet::new(),
+            buffers: HashMap::default(),
+            cbs: HashMap::default(),
+            meshes_sent: HashSet::default(),
             window_end: 0,
             reflected_end: 0,
             next_resync_id: RESYNC_ID_BASE,
@@ -110,6 +112,7 @@ impl Session {
             unknown_frees: 0,
             finished: false,
             clock,
+            batch: Vec::new(),
         };
         if attach != "from-start" {
             if dropped > 0 {
@@ -149,11 +152,13 @@ impl Session {
         if let Some(c) = &mut self.clock {
             c.observe(clock::now_pair()); // after the events below were stamped
         }
-        let mut batch = Vec::with_capacity(1024);
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
         let d = RingReader::new(&self.region).drain(max, |e| batch.push(e));
         for e in &batch {
             self.handle(e, out);
         }
+        self.batch = batch;
         self.events += d.events;
         let reader = RingReader::new(&self.region);
         let (dropped, tail) = (reader.dropped(), reader.tail());
@@ -191,10 +196,10 @@ impl Session {
         self.window_end = h1;
         self.reflected_end = published;
         out(Record::Resync { p: self.p, at_seq: h1, reason: reason.to_string() });
-        let mut seen_buffers = HashSet::new();
-        let mut seen_cbs = HashSet::new();
+        let mut seen_buffers = HashSet::default();
+        let mut seen_cbs = HashSet::default();
         // A program may hold CBs and DFBs on one chip: two entries, one key here.
-        let mut resynced_cbs = HashSet::new();
+        let mut resynced_cbs = HashSet::default();
         for (_key, e) in &snapshot {
             if e.kind == Kind::CbAlloc as u8 || e.kind == Kind::DfbAlloc as u8 {
                 let key = (e.object, e.chip);

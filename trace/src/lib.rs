@@ -10,6 +10,7 @@
 //!   the offline `ttalloc replay` share it, so they cannot disagree.
 
 pub mod model;
+mod mp;
 pub mod reader;
 pub mod record;
 pub mod writer;

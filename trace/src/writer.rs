@@ -3,6 +3,7 @@
 //! (most deltas fit in one byte); rare records carry a named msgpack map
 //! (rmp-serde) inside a length-prefixed `bin`, so readers can bound them.
 
+use crate::mp;
 use crate::record::*;
 use rmp::encode as enc;
 use serde::Serialize;
@@ -87,20 +88,22 @@ impl<W: Write> TraceWriter<W> {
         let prev = self.prev[p];
         self.prev[p] = Prev { seq: ev.seq, ts: ev.ts_ns };
         let b = &mut self.scratch;
-        enc::write_array_len(b, 5 + extra).map_err(io_err)?;
-        enc::write_uint(b, t as u64).map_err(io_err)?;
-        enc::write_uint(b, ev.p as u64).map_err(io_err)?;
-        enc::write_sint(b, ev.seq.wrapping_sub(prev.seq) as i64).map_err(io_err)?;
-        enc::write_sint(b, ev.ts_ns.wrapping_sub(prev.ts) as i64).map_err(io_err)?;
-        enc::write_uint(b, ev.tid as u64).map_err(io_err)?;
+        mp::array_len(b, 5 + extra);
+        mp::uint(b, t as u64);
+        mp::uint(b, ev.p as u64);
+        mp::sint(b, ev.seq.wrapping_sub(prev.seq) as i64);
+        mp::sint(b, ev.ts_ns.wrapping_sub(prev.ts) as i64);
+        mp::uint(b, ev.tid as u64);
         Ok(())
     }
 
     fn u(&mut self, v: u64) -> io::Result<()> {
-        enc::write_uint(&mut self.scratch, v).map(|_| ()).map_err(io_err)
+        mp::uint(&mut self.scratch, v);
+        Ok(())
     }
     fn i(&mut self, v: i64) -> io::Result<()> {
-        enc::write_sint(&mut self.scratch, v).map(|_| ()).map_err(io_err)
+        mp::sint(&mut self.scratch, v);
+        Ok(())
     }
 
     pub fn write(&mut self, r: &Record) -> io::Result<()> {
@@ -164,21 +167,21 @@ impl<W: Write> TraceWriter<W> {
                 self.u(*what as u64)?;
             }
             Record::Gap { p, after_seq, lost } => {
-                enc::write_array_len(&mut self.scratch, 4).map_err(io_err)?;
+                mp::array_len(&mut self.scratch, 4);
                 self.u(tag::GAP as u64)?;
                 self.u(*p as u64)?;
                 self.u(*after_seq)?;
                 self.u(*lost)?;
             }
             Record::Resync { p, at_seq, reason } => {
-                enc::write_array_len(&mut self.scratch, 4).map_err(io_err)?;
+                mp::array_len(&mut self.scratch, 4);
                 self.u(tag::RESYNC as u64)?;
                 self.u(*p as u64)?;
                 self.u(*at_seq)?;
                 enc::write_str(&mut self.scratch, reason).map_err(io_err)?;
             }
             Record::ResyncDrop { p, alloc_seq } => {
-                enc::write_array_len(&mut self.scratch, 3).map_err(io_err)?;
+                mp::array_len(&mut self.scratch, 3);
                 self.u(tag::RESYNC_DROP as u64)?;
                 self.u(*p as u64)?;
                 self.u(*alloc_seq)?;
