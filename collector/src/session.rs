@@ -4,13 +4,15 @@
 //! when events were lost (late attach after an overflow, collector restart,
 //! ring overflow while attached).
 //!
-//! Resync (docs/design.md, "Exact live totals without every event"): take a
-//! snapshot of the live table between two reads of `head` (H0, H1). Entries
-//! the collector lacks become `Alloc`s with `FLAG_RESYNC`; entries it holds
-//! that the table lacks become `ResyncDrop`s. Ring events below H1 may or may
-//! not be reflected in the snapshot, so within that window an allocation
-//! already present (same or later seq) is skipped, and a free of something not
-//! held (or held from a later seq) is absorbed rather than called unknown.
+//! Resync (docs/design.md, "Exact live totals without every event"): first
+//! apply, as history, every ring event published before the snapshot begins
+//! (P); their frees of allocations whose events were dropped are absorbed, not
+//! called unknown. Then take a snapshot of the live table and read `head` (H1).
+//! Entries the collector lacks become `Alloc`s with `FLAG_RESYNC`; entries it
+//! holds that the table lacks become `ResyncDrop`s. Ring events in [P, H1) may
+//! or may not be reflected in the snapshot, so within that window an
+//! allocation already present (same or later seq) is skipped, and a free of
+//! something not held (or held from a later seq) is absorbed.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use ttalloc_ring::event::mesh_slot_of_chip;
@@ -50,8 +52,8 @@ pub struct Session {
     meshes_sent: HashSet<u32>,
     /// Ring events below this may already be reflected in the last snapshot.
     window_end: u64,
-    /// Ring events below this certainly are (published before the snapshot began).
-    reflected_end: u64,
+    /// Applying the events published before a snapshot: unknown frees are expected.
+    absorbing: bool,
     next_resync_id: u64,
     last_dropped: u64,
     pub events: u64,
@@ -104,7 +106,7 @@ impl Session {
             cbs: HashMap::default(),
             meshes_sent: HashSet::default(),
             window_end: 0,
-            reflected_end: 0,
+            absorbing: false,
             next_resync_id: RESYNC_ID_BASE,
             last_dropped: 0,
             events: 0,
@@ -188,13 +190,38 @@ impl Session {
         }
     }
 
+    /// Handles the ring's events up to (not including) `end`, all published.
+    fn apply_until(&mut self, end: u64, out: Out) {
+        let mut batch = std::mem::take(&mut self.batch);
+        loop {
+            let tail = RingReader::new(&self.region).tail();
+            if tail >= end {
+                break;
+            }
+            batch.clear();
+            let d = RingReader::new(&self.region).drain((end - tail).min(1 << 16), |e| batch.push(e));
+            for e in &batch {
+                self.handle(e, out);
+            }
+            self.events += d.events;
+            if d.events == 0 {
+                break;
+            }
+        }
+        self.batch = batch;
+    }
+
     fn resync(&mut self, reason: &str, out: Out) {
+        // History first: what was published before the snapshot is in the ring,
+        // and the snapshot reflects it; only what was dropped is reconciled.
+        let published = RingReader::new(&self.region).published_prefix();
+        self.absorbing = true;
+        self.apply_until(published, out);
+        self.absorbing = false;
         let reader = RingReader::new(&self.region);
-        let published = reader.published_prefix();
         let snapshot = self.region.live_snapshot();
         let h1 = reader.head();
         self.window_end = h1;
-        self.reflected_end = published;
         out(Record::Resync { p: self.p, at_seq: h1, reason: reason.to_string() });
         let mut seen_buffers = HashSet::default();
         let mut seen_cbs = HashSet::default();
@@ -274,7 +301,7 @@ impl Session {
 
     fn handle(&mut self, e: &RawEvent, out: Out) {
         let in_window = e.seq < self.window_end;
-        let reflected = e.seq < self.reflected_end;
+        let absorbing = self.absorbing;
         let b = &e.body;
         let ev = self.ev(e);
         let Some(kind) = Kind::from_u8(b.kind) else {
@@ -286,8 +313,6 @@ impl Session {
             Kind::Alloc => {
                 match self.buffers.get(&b.object) {
                     Some(h) if in_window && h.seq >= e.seq => return,
-                    // Published before the snapshot, yet not in it: freed since.
-                    None if reflected => return,
                     Some(h) => {
                         // Still held: its free was lost. Say so before reusing the key.
                         out(Record::ResyncDrop { p: self.p, alloc_seq: h.id });
@@ -312,7 +337,7 @@ impl Session {
                     self.buffers.remove(&b.object);
                     out(Record::Free { ev, alloc_seq: h.id });
                 }
-                _ if in_window => self.absorbed += 1,
+                _ if in_window || absorbing => self.absorbed += 1,
                 Some(_) => {}
                 None => {
                     self.unknown_frees += 1;
@@ -323,7 +348,7 @@ impl Session {
             Kind::CbAlloc | Kind::DfbAlloc => {
                 let key = (b.object, b.chip);
                 let held = self.cbs.get(&key);
-                if (in_window && held.is_some_and(|c| c.seq_last >= e.seq)) || (reflected && held.is_none()) {
+                if in_window && held.is_some_and(|c| c.seq_last >= e.seq) {
                     return;
                 }
                 let chip = self.chip(b.chip, out);
@@ -341,7 +366,7 @@ impl Session {
                         let chip = self.chip(b.chip, out);
                         out(Record::CbFree { ev, chip, program: b.object });
                     }
-                    _ if in_window => self.absorbed += 1,
+                    _ if in_window || absorbing => self.absorbed += 1,
                     _ => {
                         // A program without CBs on this device (nothing was placed): harmless.
                         let chip = self.chip(b.chip, out);
