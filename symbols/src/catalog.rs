@@ -54,6 +54,9 @@ pub struct TargetInfo {
     /// Without it ttalloc cannot produce correct totals on any supported release.
     /// Optional targets are missing or never called on some releases (see `role`).
     pub required: bool,
+    /// The one function that calls it in every measured release: a build without that caller
+    /// never calls the target (no hook, inline or not, is needed).
+    pub only_caller: Option<Target>,
 }
 
 /// Indexed by `Target as usize`; `info()` relies on that order (checked by a unit test).
@@ -65,6 +68,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "buffer allocated: tail call of allocate_impl after status=ALLOCATED (also fires for hooked, unallocated buffers)",
         convention: "this=GraphTracker*, rsi=const Buffer*; returns void",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::TrackDeallocate,
@@ -73,6 +77,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "buffer about to be freed: first thing in deallocate_impl (address/size/type still valid)",
         convention: "this=GraphTracker*, rsi=Buffer*; returns void",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::HookAllocate,
@@ -81,6 +86,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "graph-capture hook: true means the buffer gets no device memory (address 0)",
         convention: "this=GraphTracker*, rsi=const Buffer*; returns bool in al",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::HookDeallocate,
@@ -89,6 +95,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "graph-capture hook on free: true means no device memory is released",
         convention: "this=GraphTracker*, rsi=Buffer*; returns bool in al",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::TrackAllocateCb,
@@ -97,6 +104,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "one circular buffer allocated in L1 (globally_allocated=true aliases an already-reported buffer)",
         convention: "this=GraphTracker*, rsi=const CoreRangeSet&, rdx=addr, rcx=size, r8b=globally_allocated, r9=const IDevice*; returns void",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::TrackDeallocateCb,
@@ -105,6 +113,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "all CBs of the program being destroyed, on this device (no address, no program); never called before 0.71",
         convention: "this=GraphTracker*, rsi=const IDevice*; returns void",
         required: false,
+        only_caller: Some(Target::DeallocateCircularBuffers),
     },
     TargetInfo {
         target: Target::AllocateCircularBuffers,
@@ -113,6 +122,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "brackets the track_allocate_cb calls of one program: gives their ProgramImpl*",
         convention: "this=ProgramImpl*, rsi=const IDevice*; returns void",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::DeallocateCircularBuffers,
@@ -121,6 +131,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "brackets track_deallocate_cb: the program whose CBs end (from 0.71; absent in 0.65)",
         convention: "this=ProgramImpl*; returns void",
         required: false,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::ProgramImplD1,
@@ -129,6 +140,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "program destroyed: ends the lifetime of its CBs (the only CB-free signal on 0.65/0.68)",
         convention: "this=ProgramImpl*; returns void",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::ProgramImplD2,
@@ -137,6 +149,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "base-object destructor; in the measured builds an alias of D1 (same address, no PLT slot)",
         convention: "this=ProgramImpl*; returns void",
         required: false,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::DeviceClose,
@@ -145,6 +158,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "device closes: buffers still alive never get a track_deallocate",
         convention: "this=Device*; returns bool in al",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::MeshDeviceClose,
@@ -153,6 +167,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "mesh closes: its buffers end without track_deallocate; reached through the vtable only (no PLT slot)",
         convention: "this=MeshDevice*; returns bool in al",
         required: false,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::AllocateDataflowBuffers,
@@ -161,6 +176,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "newer dataflow-buffer allocation path (0.71+): brackets CB-like allocations of one program",
         convention: "this=ProgramImpl*, rsi=const IDevice*; returns void",
         required: false,
+        only_caller: None,
     },
 ];
 
