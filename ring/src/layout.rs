@@ -33,9 +33,12 @@ pub enum Problem {
     CbFreeWithoutProgram = 6,
     /// The original function could not be resolved; the call could not be forwarded.
     NoOriginal = 7,
+    /// A target the library calls without symbol binding could not be hooked inline: its
+    /// calls are not recorded (the shim's info says which and why).
+    InlineHookFailed = 8,
 }
 impl Problem {
-    pub const ALL: [Problem; 8] = [
+    pub const ALL: [Problem; 9] = [
         Problem::UnreadableField,
         Problem::Reentry,
         Problem::Panic,
@@ -44,6 +47,7 @@ impl Problem {
         Problem::LiveTableFull,
         Problem::CbFreeWithoutProgram,
         Problem::NoOriginal,
+        Problem::InlineHookFailed,
     ];
 
     /// The name used in trace records and summaries.
@@ -57,6 +61,7 @@ impl Problem {
             Problem::LiveTableFull => "live_table_full",
             Problem::CbFreeWithoutProgram => "cb_free_without_program",
             Problem::NoOriginal => "no_original",
+            Problem::InlineHookFailed => "inline_hook_failed",
         }
     }
 }
