@@ -97,9 +97,9 @@ impl Installed {
 }
 
 /// Decides, per target, interposition or an entry patch, and installs the patches when
-/// `patch` is true (otherwise a needed patch is reported as failed with `why_not`).
+/// `patch` is Ok (otherwise nothing is patched, and the reason is reported).
 /// `originals[t]` becomes the trampoline of every patched target.
-pub fn install(lib: &LoadedLib, a: &Analysis, policy: Policy, patch: Result<(), &str>, originals: &mut [usize]) -> Installed {
+pub fn install(lib: &LoadedLib, a: &Analysis, policy: Policy, patch: Result<(), &'static str>, originals: &mut [usize]) -> Installed {
     let own = runtime::find_loaded_containing(install as *const () as usize);
     let hook_of = |t: Target| own.as_ref().and_then(|o| o.sym(catalog::info(t).mangled));
     let mut how: Vec<How> = vec![How::None("not in this library"); Target::ALL.len()];
@@ -122,12 +122,13 @@ pub fn install(lib: &LoadedLib, a: &Analysis, policy: Policy, patch: Result<(), 
             how[k] = match r.strategy {
                 Strategy::InlineHook => How::Failed("TTALLOC_INLINE=off".into()),
                 Strategy::Interpose => How::Interpose,
-                Strategy::Unreachable => How::None("never called on this build, or its entry cannot be patched"),
+                Strategy::Unreachable if never_called(a, t) => How::None("never called on this build (its only caller is absent)"),
+                Strategy::Unreachable => How::None("calls bypass symbol binding and the entry cannot be patched (see notes)"),
             };
             continue;
         }
         if let Err(why) = patch {
-            how[k] = How::Failed(why.to_string());
+            how[k] = How::None(why); // nothing would be recorded anyway: not a failure
             continue;
         }
         let entry = lib.base + r.address.unwrap_or(0) as usize;
@@ -148,6 +149,11 @@ pub fn install(lib: &LoadedLib, a: &Analysis, policy: Policy, patch: Result<(), 
         }
     }
     Installed { how, _detours: detours }
+}
+
+/// The catalog knows the target's only caller, and this build lacks it.
+fn never_called(a: &Analysis, t: Target) -> bool {
+    catalog::info(t).only_caller.is_some_and(|c| a.target(c).map_or(true, |r| !r.present))
 }
 
 /// Builds the trampoline and writes the entry jump. Returns the detour and the trampoline.

@@ -97,10 +97,9 @@ fn build() -> Option<Tracer> {
         Target::ALL.iter().map(|t| lib.sym(catalog::info(*t).mangled).unwrap_or(0)).collect();
     let analysis = elf::analyze(&lib.path, Mode::Quick);
     let cb_free_at_program_end = originals[Target::DeallocateCircularBuffers as usize] == 0;
-    // The region first: entries are patched only if there is something to record into.
-    let region = if recording_enabled() { open_region() } else { None };
+    // Entries are patched only when there is something to record.
     let policy = inline::Policy::from_env();
-    let patch = if region.is_some() { Ok(()) } else { Err("not recording") };
+    let patch = if recording_enabled() { Ok(()) } else { Err("not recording") };
     let hooks = analysis.as_ref().ok().map(|a| inline::install(&lib, a, policy, patch, &mut originals));
     let inline_failures = hooks.as_ref().map_or(0, |h| h.failures().count() as u64);
     if let Some((t, why)) = hooks.as_ref().and_then(|h| h.failures().next()) {
@@ -120,8 +119,8 @@ fn build() -> Option<Tracer> {
         info,
         inline_failures,
     };
-    if let Some(r) = region {
-        tracer.adopt_region(r);
+    if recording_enabled() {
+        tracer.install_region();
     }
     Some(tracer)
 }
@@ -208,26 +207,14 @@ impl Tracer {
     }
 
     fn install_region(&self) {
-        if let Some(r) = open_region() {
-            self.adopt_region(r);
-        }
-    }
-
-    fn adopt_region(&self, r: Region) {
-        r.set_info(self.info.as_bytes());
-        for _ in 0..self.inline_failures {
-            r.count_problem(ttalloc_ring::Problem::InlineHookFailed);
-        }
-        self.region.store(Box::into_raw(Box::new(r)), Ordering::Release);
-    }
-}
-
-fn open_region() -> Option<Region> {
-    match create_region() {
-        Ok(r) => Some(r),
-        Err(e) => {
-            warn_once(&format!("not recording this process ({e}); the workload runs unchanged"));
-            None
+        match create_region(self.info.as_bytes()) {
+            Ok(r) => {
+                for _ in 0..self.inline_failures {
+                    r.count_problem(ttalloc_ring::Problem::InlineHookFailed);
+                }
+                self.region.store(Box::into_raw(Box::new(r)), Ordering::Release);
+            }
+            Err(e) => warn_once(&format!("not recording this process ({e}); the workload runs unchanged")),
         }
     }
 }
@@ -243,7 +230,7 @@ fn env_pow2(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).filter(|v| v.is_power_of_two()).unwrap_or(default)
 }
 
-fn create_region() -> Result<Region, ttalloc_ring::RegionError> {
+fn create_region(info: &[u8]) -> Result<Region, ttalloc_ring::RegionError> {
     let pid = std::process::id();
     let start_ticks = naming::process_start_ticks(pid).unwrap_or(0);
     let name = RegionName {
@@ -253,12 +240,13 @@ fn create_region() -> Result<Region, ttalloc_ring::RegionError> {
         image: ttalloc_ring::producer_clock(),
     };
     let dir = naming::shm_dir();
-    Region::create(
+    Region::create_with_info(
         &dir.join(name.file_name()),
         env_pow2("TTALLOC_RING_EVENTS", 1 << 20),
         env_pow2("TTALLOC_LIVE_SLOTS", 1 << 18),
         pid,
         start_ticks,
+        info,
     )
 }
 

@@ -129,9 +129,14 @@ fn assert_same_trace(what: &str, plain: &Replayed, other: &Replayed) {
         let first = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
         panic!("{what}: traces differ at record {first} ({} vs {} records)\n  plain:    {:?}\n  inline:   {:?}", a.len(), b.len(), a.get(first), b.get(first));
     }
-    // Per-chip numbers (everything but the peak's timestamp).
+    // Per-process, per-chip numbers (everything but the peak's timestamp; across processes the
+    // peak depends on how their lifetimes overlap in time).
     let numbers = |r: &Replayed| -> Vec<_> {
-        r.model.usage.iter().map(|(k, u)| (*k, u.current, u.peak, u.peak_seq, u.allocs, u.frees, u.hooked_allocs, u.close_released, u.live_count)).collect()
+        r.model
+            .proc_usage
+            .iter()
+            .map(|(k, u)| (*k, u.current, u.peak, u.peak_seq, u.allocs, u.frees, u.hooked_allocs, u.close_released, u.live_count))
+            .collect()
     };
     assert_eq!(numbers(plain), numbers(other), "{what}: per-chip numbers");
 }
@@ -241,4 +246,15 @@ fn doctor_says_hooked_inline() {
     let json = std::process::Command::new(artefact("ttalloc")).args(["doctor", "--json"]).arg(&lib).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert!(v["targets"].as_array().unwrap().iter().all(|t| t["strategy"] == "inline_hook"));
+}
+
+/// `TTALLOC=0` on the symbolic build: nothing is patched, nothing is written or printed.
+#[test]
+fn disabled_tracking_patches_nothing() {
+    let shm = ShmDir::new();
+    let d = testlib("v081-symbolic").join("ttfake_driver");
+    let out = preloaded(&shm, &[d.to_str().unwrap(), "mesh", "2"], &[("TTALLOC", "0")]).output().unwrap();
+    ok(&out);
+    assert!(shm.rings().is_empty());
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 }
