@@ -16,7 +16,7 @@
 
 use retour::RawDetour;
 use ttalloc_symbols::catalog::{self, Target};
-use ttalloc_symbols::elf::{Analysis, Strategy};
+use ttalloc_symbols::elf::{self, Analysis, Strategy};
 use ttalloc_symbols::patchable::{self, JMP_LEN};
 use ttalloc_symbols::runtime::{self, LoadedLib};
 
@@ -138,7 +138,7 @@ pub fn install(lib: &LoadedLib, a: &Analysis, policy: Policy, patch: Result<(), 
             how[k] = How::Inline;
             continue;
         }
-        match unsafe { patch_entry(lib, r.size, entry, originals[k], hook_of(t).unwrap_or(0)) } {
+        match unsafe { patch_entry(lib, &r.symbol, r.size, entry, originals[k], hook_of(t).unwrap_or(0)) } {
             Ok((detour, tramp)) => {
                 detours.push(detour);
                 done.push((entry, tramp));
@@ -157,12 +157,19 @@ fn never_called(a: &Analysis, t: Target) -> bool {
 }
 
 /// Builds the trampoline and writes the entry jump. Returns the detour and the trampoline.
-unsafe fn patch_entry(lib: &LoadedLib, size: Option<u64>, entry: usize, exported: usize, hook: usize) -> Result<(RawDetour, usize), String> {
+unsafe fn patch_entry(lib: &LoadedLib, symbol: &str, size: Option<u64>, entry: usize, exported: usize, hook: usize) -> Result<(RawDetour, usize), String> {
     if !lib.is_code(entry) || (exported != 0 && exported != entry) {
         return Err(format!("entry {entry:#x} is not this library's code"));
     }
     let size = size.ok_or("function size unknown")? as usize;
     let code = lib.code_bytes(entry, size).filter(|c| c.len() == size).ok_or("function bytes not mapped")?;
+    // The analysis read the file: patch only if the mapped code is that code (the file could
+    // have been replaced since it was loaded, and hidden targets have no dlsym to cross-check).
+    match elf::function_bytes(&lib.path, symbol, size) {
+        Ok(file) if file == code => {}
+        Ok(_) => return Err("mapped code differs from the library file".into()),
+        Err(e) => return Err(e),
+    }
     patchable::entry_patchable(code, entry as u64)?;
     // retour panics (an assert) if a relocated operand ends up out of range: a failure too.
     let built = std::panic::catch_unwind(|| RawDetour::new(entry as *const (), hook as *const ()));
