@@ -153,7 +153,7 @@ pub fn install(lib: &LoadedLib, a: &Analysis, policy: Policy, patch: Result<(), 
 
 /// The catalog knows the target's only caller, and this build lacks it.
 fn never_called(a: &Analysis, t: Target) -> bool {
-    catalog::info(t).only_caller.is_some_and(|c| a.target(c).map_or(true, |r| !r.present))
+    catalog::info(t).only_caller.is_some_and(|c| !a.target(c).is_some_and(|r| r.present))
 }
 
 /// Builds the trampoline and writes the entry jump. Returns the detour and the trampoline.

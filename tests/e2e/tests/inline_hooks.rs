@@ -145,6 +145,15 @@ fn inline_count(info: &serde_json::Value) -> usize {
     hooks(info).iter().filter(|(_, h)| h == "inline").count()
 }
 
+/// Targets present in the library for which the shim has a hook (12 of 13 today: dataflow
+/// buffers have none yet).
+fn hookable(info: &serde_json::Value) -> usize {
+    let targets = info["analysis"]["targets"].as_array().unwrap();
+    let n = targets.iter().filter(|t| t["present"] == true && t["hook_detail"] != "ttalloc has no hook for it").count();
+    assert!(n >= 12, "{info}");
+    n
+}
+
 /// The python mesh workload (8 chips): same trace on the normal and the symbolic build.
 #[test]
 fn symbolic_build_gives_the_same_trace_python_mesh() {
@@ -158,7 +167,7 @@ fn symbolic_build_gives_the_same_trace_python_mesh() {
             assert_eq!(how, "inline", "{name}: {info}");
         }
     }
-    assert_eq!(info["inline_hooked"], 12);
+    assert_eq!(info["inline_hooked"], hookable(&info) as u64);
     assert_same_trace("python mesh", &plain, &symbolic);
     for chip in 0..8 {
         assert_eq!(symbolic.peak(chip, Cb), 16_384 + 16_384 + 8_192, "chip {chip}");
@@ -189,7 +198,8 @@ fn plt_calls_and_patched_entries_record_once() {
     for args in [&["matmul_multicore_reuse"][..], &["mesh", "2"]] {
         let (plain, _) = driver("v081", args, &[]);
         let (both, _) = driver("v081", args, &[("TTALLOC_INLINE", "all")]);
-        assert_eq!(inline_count(&shim_info(&both)), 12, "{:?}", hooks(&shim_info(&both)));
+        let info = shim_info(&both);
+        assert_eq!(inline_count(&info), hookable(&info), "{:?}", hooks(&info));
         assert_same_trace(&format!("{} with TTALLOC_INLINE=all", args.join(" ")), &plain, &both);
     }
 }
@@ -222,15 +232,16 @@ fn refused_inline_hooks_degrade_to_forwarding() {
         .filter(|t| t["hook"] == "failed")
         .map(|t| t["hook_detail"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(failed.len(), 12, "{info}");
+    let n = hookable(&info);
+    assert_eq!(failed.len(), n, "{info}");
     assert!(failed.iter().all(|d| d == "TTALLOC_INLINE=off"));
     let proc0 = &r.model.procs[0];
     let end = proc0.end.as_ref().unwrap();
-    assert!(end.problems.contains(&("inline_hook_failed".to_string(), 12)), "{:?}", end.problems);
+    assert!(end.problems.contains(&("inline_hook_failed".to_string(), n as u64)), "{:?}", end.problems);
     let err = stderr(&out);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("ttalloc: cannot hook")).collect();
     assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].contains("and 11 more: its direct calls are not recorded"), "{}", lines[0]);
+    assert!(lines[0].contains(&format!("and {} more: its direct calls are not recorded", n - 1)), "{}", lines[0]);
 }
 
 /// `ttalloc doctor` says which targets are hooked inline on the symbolic build.
