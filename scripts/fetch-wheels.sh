@@ -9,6 +9,10 @@
 #   site/                a minimal site-packages: ttnn/build/lib/*.so*, ttnn.libs/*,
 #                        ttnn-VERSION.dist-info/METADATA — enough to dlopen libtt_metal.so
 #                        (its RPATH is $ORIGIN:$ORIGIN/../../../ttnn.libs) and to read its version.
+# Then checks with ldd that every DT_NEEDED library of site/.../libtt_metal.so resolves: the
+# wheel brings MPI, hwloc, numa, tracy, UMD and tt_stl; the system must provide glibc >= 2.34,
+# libstdc++ with GLIBCXX_3.4.29 (gcc 11+), libgcc_s and zlib (Debian: libc6 libstdc++6
+# libgcc-s1 zlib1g). Anything missing fails here, naming it.
 # Prints the path of each lib/libtt_metal.so.
 set -euo pipefail
 
@@ -35,6 +39,12 @@ for v in "$@"; do
     if [ ! -s "$dir/site/ttnn/build/lib/libtt_metal.so" ] || [ ! -d "$dir/site/ttnn.libs" ]; then
         unzip -o -q "$whl" 'ttnn/build/lib/*.so*' 'ttnn.libs/*' '*.dist-info/METADATA' -d "$dir/site" \
             -x 'ttnn/build/lib/_ttnncpp.so'
+    fi
+    missing=$(ldd "$dir/site/ttnn/build/lib/libtt_metal.so" 2>&1 | grep -E 'not found|No such' || true)
+    if [ -n "$missing" ]; then
+        echo "ttnn $v: libtt_metal.so cannot be loaded here; unresolved:" >&2
+        echo "$missing" >&2
+        exit 1
     fi
     echo "$dir/lib/libtt_metal.so"
 done

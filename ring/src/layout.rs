@@ -36,9 +36,12 @@ pub enum Problem {
     /// A dataflow buffer beyond what the shim can attribute (too many DFBs in
     /// one placement, or too many programs holding DFBs): not recorded.
     DfbUnattributed = 8,
+    /// A target the library calls without symbol binding could not be hooked inline: its
+    /// calls are not recorded (the shim's info says which and why).
+    InlineHookFailed = 9,
 }
 impl Problem {
-    pub const ALL: [Problem; 9] = [
+    pub const ALL: [Problem; 10] = [
         Problem::UnreadableField,
         Problem::Reentry,
         Problem::Panic,
@@ -48,6 +51,7 @@ impl Problem {
         Problem::CbFreeWithoutProgram,
         Problem::NoOriginal,
         Problem::DfbUnattributed,
+        Problem::InlineHookFailed,
     ];
 
     /// The name used in trace records and summaries.
@@ -62,6 +66,7 @@ impl Problem {
             Problem::CbFreeWithoutProgram => "cb_free_without_program",
             Problem::NoOriginal => "no_original",
             Problem::DfbUnattributed => "dfb_unattributed",
+            Problem::InlineHookFailed => "inline_hook_failed",
         }
     }
 }

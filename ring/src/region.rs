@@ -64,6 +64,19 @@ impl Region {
         pid: u32,
         start_ticks: u64,
     ) -> Result<Region, RegionError> {
+        Self::create_with_info(path, ring_slots, live_slots, pid, start_ticks, b"")
+    }
+
+    /// [`Region::create`], with the producer's info (JSON) in place before the header becomes
+    /// valid: a collector that finds the region never reads it without its info.
+    pub fn create_with_info(
+        path: &Path,
+        ring_slots: u64,
+        live_slots: u64,
+        pid: u32,
+        start_ticks: u64,
+        info: &[u8],
+    ) -> Result<Region, RegionError> {
         if !ring_slots.is_power_of_two() || ring_slots > MAX_RING_SLOTS || ring_slots < 16 {
             return Err(RegionError::Invalid(format!("ring_slots {ring_slots}")));
         }
@@ -124,6 +137,7 @@ impl Region {
                 h.created_mono_ns = crate::clock::monotonic_ns();
             }
             h.created_real_ns = realtime_ns();
+            region.set_info(info);
             fence(Ordering::Release);
             // Magic last: a reader that sees it sees a complete header.
             std::ptr::write_volatile(&mut h.magic, MAGIC);
@@ -351,4 +365,19 @@ pub fn realtime_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_is_in_place_when_the_region_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r");
+        let w = Region::create_with_info(&path, 16, 16, std::process::id(), 1, br#"{"tool":"x"}"#).unwrap();
+        assert_eq!(Region::open(&path).unwrap().info(), br#"{"tool":"x"}"#);
+        w.set_info(b"{}");
+        assert_eq!(Region::open(&path).unwrap().info(), b"{}");
+    }
 }

@@ -4,6 +4,7 @@
 //! forwards to the original.
 //!
 //! * `hooks`     — the exported mangled symbols (one small function each);
+//! * `inline`    — entry patches for targets the library calls without symbol binding;
 //! * `tracer`    — process-wide state: the resolved library, originals, the region;
 //! * `record`    — turning a hooked call into an event + live-table update;
 //! * `thread`    — per-thread state: tid, re-entry guard, current program, hook verdicts;
@@ -18,6 +19,7 @@
 pub mod devices;
 pub mod dfb;
 pub mod hooks;
+pub mod inline;
 pub mod lifecycle;
 pub mod loader;
 pub mod record;

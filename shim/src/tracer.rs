@@ -2,14 +2,14 @@
 //! library, the originals of every hooked function, the Buffer reader, and the
 //! shared-memory region (absent when recording is disabled or impossible).
 
-use crate::thread;
+use crate::{inline, thread};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
 use ttalloc_ring::naming::{self, RegionName};
 use ttalloc_ring::Region;
 use ttalloc_symbols::abi::BufferReader;
 use ttalloc_symbols::catalog::{self, Target};
-use ttalloc_symbols::elf::{self, Mode, Strategy};
+use ttalloc_symbols::elf::{self, Mode};
 use ttalloc_symbols::runtime::{self, LoadedLib};
 
 pub struct Tracer {
@@ -21,6 +21,8 @@ pub struct Tracer {
     pub cb_free_at_program_end: bool,
     region: AtomicPtr<Region>,
     info: String,
+    /// Targets that needed an inline hook and did not get one (counted in every region).
+    inline_failures: u64,
 }
 
 const UNINIT: u8 = 0;
@@ -90,36 +92,88 @@ pub fn try_init() -> Option<&'static Tracer> {
 
 fn build() -> Option<Tracer> {
     let lib = runtime::find_loaded_tt_metal(build as *const () as usize)?;
-    let (reader, mut notes) = BufferReader::new(&lib);
-    let originals: Vec<usize> = Target::ALL.iter().map(|t| lib.sym(catalog::info(*t).mangled).unwrap_or(0)).collect();
+    let (reader, notes) = BufferReader::new(&lib);
+    let mut originals: Vec<usize> =
+        Target::ALL.iter().map(|t| lib.sym(catalog::info(*t).mangled).unwrap_or(0)).collect();
     let analysis = elf::analyze(&lib.path, Mode::Quick);
     let cb_free_at_program_end = originals[Target::DeallocateCircularBuffers as usize] == 0;
-    if let Ok(a) = &analysis {
-        for t in &a.targets {
-            if matches!(t.strategy, Strategy::InlineHook) {
-                notes.push(format!(
-                    "{}: no PLT relocation (direct intra-library calls); LD_PRELOAD cannot see them on this build",
-                    t.demangled
-                ));
+    // Entries are patched only when there is something to record.
+    let policy = inline::Policy::from_env();
+    let patch = if recording_enabled() { Ok(()) } else { Err("not recording") };
+    let hooks = analysis.as_ref().ok().map(|a| inline::install(&lib, a, policy, patch, &mut originals));
+    let inline_failures = hooks.as_ref().map_or(0, |h| h.failures().count() as u64);
+    if let Some((t, why)) = hooks.as_ref().and_then(|h| h.failures().next()) {
+        warn_once(&format!(
+            "cannot hook {} inline ({why}){}: its direct calls are not recorded",
+            catalog::info(t).demangled,
+            if inline_failures > 1 { format!(" and {} more", inline_failures - 1) } else { String::new() },
+        ));
+    }
+    let info = info_json(&lib, &reader, cb_free_at_program_end, &analysis, hooks.as_ref(), policy, notes, &originals);
+    let tracer = Tracer {
+        lib,
+        reader,
+        originals,
+        cb_free_at_program_end,
+        region: AtomicPtr::new(std::ptr::null_mut()),
+        info,
+        inline_failures,
+    };
+    if recording_enabled() {
+        tracer.install_region();
+    }
+    Some(tracer)
+}
+
+/// The shim's load-time verdict, stored in the region header and copied into the trace: the
+/// library, its ABI family, and per target what the analysis found and how this process hooks
+/// it (`hook`: interpose / inline / failed / none, with `hook_detail`), plus whether every
+/// original and Buffer accessor was resolved in the loaded library.
+#[allow(clippy::too_many_arguments)]
+fn info_json(
+    lib: &LoadedLib,
+    reader: &BufferReader,
+    cb_free_at_program_end: bool,
+    analysis: &Result<elf::Analysis, String>,
+    hooks: Option<&inline::Installed>,
+    policy: inline::Policy,
+    notes: Vec<String>,
+    originals: &[usize],
+) -> String {
+    let mut analysis_json = analysis.as_ref().map(|a| a.to_json()).unwrap_or_else(|e| serde_json::json!({ "error": e }));
+    if let (Some(targets), Some(h)) = (analysis_json.get_mut("targets").and_then(|t| t.as_array_mut()), hooks) {
+        for t in targets.iter_mut() {
+            let Some(k) = t["symbol"].as_str().and_then(catalog::target_by_mangled).map(|i| i.target as usize) else {
+                continue;
+            };
+            t["hook"] = h.how[k].name().into();
+            if let Some(d) = h.how[k].detail() {
+                t["hook_detail"] = d.into();
             }
+            t["original_resolved"] = (originals[k] != 0).into();
         }
     }
-    let info = serde_json::json!({
+    let accessors: serde_json::Map<String, serde_json::Value> = catalog::ACCESSORS
+        .iter()
+        .map(|a| {
+            let resolved = if a.imported { lib.bound(a.mangled) } else { lib.sym(a.mangled) };
+            (a.mangled.to_string(), resolved.is_some().into())
+        })
+        .collect();
+    serde_json::json!({
         "tool": "ttalloc-shim",
         "version": env!("CARGO_PKG_VERSION"),
         "library": lib.path.display().to_string(),
         "cmdline": cmdline(),
         "abi": reader.family().name(),
         "cb_free": if cb_free_at_program_end { "at ~ProgramImpl (track_deallocate_cb is never called on this build)" } else { "track_deallocate_cb" },
-        "analysis": analysis.as_ref().map(|a| a.to_json()).unwrap_or_else(|e| serde_json::json!({ "error": e })),
+        "inline_policy": policy.name(),
+        "inline_hooked": hooks.map_or(0, |h| h.how.iter().filter(|x| **x == inline::How::Inline).count()),
+        "analysis": analysis_json,
+        "accessors_resolved": accessors,
         "notes": notes,
     })
-    .to_string();
-    let tracer = Tracer { lib, reader, originals, cb_free_at_program_end, region: AtomicPtr::new(std::ptr::null_mut()), info };
-    if recording_enabled() {
-        tracer.install_region();
-    }
-    Some(tracer)
+    .to_string()
 }
 
 impl Tracer {
@@ -153,9 +207,11 @@ impl Tracer {
     }
 
     fn install_region(&self) {
-        match create_region() {
+        match create_region(self.info.as_bytes()) {
             Ok(r) => {
-                r.set_info(self.info.as_bytes());
+                for _ in 0..self.inline_failures {
+                    r.count_problem(ttalloc_ring::Problem::InlineHookFailed);
+                }
                 self.region.store(Box::into_raw(Box::new(r)), Ordering::Release);
             }
             Err(e) => warn_once(&format!("not recording this process ({e}); the workload runs unchanged")),
@@ -174,7 +230,7 @@ fn env_pow2(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).filter(|v| v.is_power_of_two()).unwrap_or(default)
 }
 
-fn create_region() -> Result<Region, ttalloc_ring::RegionError> {
+fn create_region(info: &[u8]) -> Result<Region, ttalloc_ring::RegionError> {
     let pid = std::process::id();
     let start_ticks = naming::process_start_ticks(pid).unwrap_or(0);
     let name = RegionName {
@@ -184,12 +240,13 @@ fn create_region() -> Result<Region, ttalloc_ring::RegionError> {
         image: ttalloc_ring::producer_clock(),
     };
     let dir = naming::shm_dir();
-    Region::create(
+    Region::create_with_info(
         &dir.join(name.file_name()),
         env_pow2("TTALLOC_RING_EVENTS", 1 << 20),
         env_pow2("TTALLOC_LIVE_SLOTS", 1 << 18),
         pid,
         start_ticks,
+        info,
     )
 }
 

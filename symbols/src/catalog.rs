@@ -56,6 +56,9 @@ pub struct TargetInfo {
     /// Without it ttalloc cannot produce correct totals on any supported release.
     /// Optional targets are missing or never called on some releases (see `role`).
     pub required: bool,
+    /// The one function that calls it in every measured release: a build without that caller
+    /// never calls the target (no hook, inline or not, is needed).
+    pub only_caller: Option<Target>,
 }
 
 /// Indexed by `Target as usize`; `info()` relies on that order (checked by a unit test).
@@ -67,6 +70,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "buffer allocated: tail call of allocate_impl after status=ALLOCATED (also fires for hooked, unallocated buffers)",
         convention: "this=GraphTracker*, rsi=const Buffer*; returns void",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::TrackDeallocate,
@@ -75,6 +79,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "buffer about to be freed: first thing in deallocate_impl (address/size/type still valid)",
         convention: "this=GraphTracker*, rsi=Buffer*; returns void",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::HookAllocate,
@@ -83,6 +88,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "graph-capture hook: true means the buffer gets no device memory (address 0)",
         convention: "this=GraphTracker*, rsi=const Buffer*; returns bool in al",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::HookDeallocate,
@@ -91,6 +97,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "graph-capture hook on free: true means no device memory is released",
         convention: "this=GraphTracker*, rsi=Buffer*; returns bool in al",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::TrackAllocateCb,
@@ -99,6 +106,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "one circular buffer allocated in L1 (globally_allocated=true aliases an already-reported buffer)",
         convention: "this=GraphTracker*, rsi=const CoreRangeSet&, rdx=addr, rcx=size, r8b=globally_allocated, r9=const IDevice*; returns void",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::TrackDeallocateCb,
@@ -107,6 +115,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "all CBs of the program being destroyed, on this device (no address, no program); never called before 0.71",
         convention: "this=GraphTracker*, rsi=const IDevice*; returns void",
         required: false,
+        only_caller: Some(Target::DeallocateCircularBuffers),
     },
     TargetInfo {
         target: Target::AllocateCircularBuffers,
@@ -115,6 +124,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "brackets the track_allocate_cb calls of one program: gives their ProgramImpl*",
         convention: "this=ProgramImpl*, rsi=const IDevice*; returns void",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::DeallocateCircularBuffers,
@@ -123,6 +133,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "brackets track_deallocate_cb: the program whose CBs end (from 0.71; absent in 0.65)",
         convention: "this=ProgramImpl*; returns void",
         required: false,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::ProgramImplD1,
@@ -131,6 +142,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "program destroyed: ends the lifetime of its CBs (the only CB-free signal on 0.65/0.68)",
         convention: "this=ProgramImpl*; returns void",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::ProgramImplD2,
@@ -139,6 +151,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "base-object destructor; in the measured builds an alias of D1 (same address, no PLT slot)",
         convention: "this=ProgramImpl*; returns void",
         required: false,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::DeviceClose,
@@ -147,6 +160,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "device closes: buffers still alive never get a track_deallocate",
         convention: "this=Device*; returns bool in al",
         required: true,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::MeshDeviceClose,
@@ -155,6 +169,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "mesh closes: its buffers end without track_deallocate; reached through the vtable only (no PLT slot)",
         convention: "this=MeshDevice*; returns bool in al",
         required: false,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::AllocateDataflowBuffers,
@@ -163,6 +178,7 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "newer dataflow-buffer allocation path (0.71+): brackets CB-like allocations of one program",
         convention: "this=ProgramImpl*, rsi=const IDevice*; returns void",
         required: false,
+        only_caller: None,
     },
     TargetInfo {
         target: Target::DfbMarkAddress,
@@ -171,6 +187,8 @@ pub const TARGETS: &[TargetInfo] = &[
         role: "places one dataflow buffer (address, size) in one core range's L1; on 0.71.2/0.81.1 its only caller is allocate_dataflow_buffers, which calls no track_* function",
         convention: "this=CircularBufferAllocator*, rsi=address, rdx=size, rcx=base address; returns void",
         required: false,
+        // 0.65 calls it directly for CB placement; without a DFB path nothing needs it.
+        only_caller: Some(Target::AllocateDataflowBuffers),
     },
 ];
 

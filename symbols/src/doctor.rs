@@ -114,30 +114,43 @@ pub fn render_text(a: &Analysis) -> String {
         if t.via_vtable {
             calls.push_str(" + vtable");
         }
+        if t.address_taken {
+            calls.push_str(" + pointer");
+        }
         let _ =
             writeln!(s, "  {name:<w$}  {:<30}  {calls:<22}  {}", t.strategy.describe(), t.consequence(), w = width + 5);
     }
 
     let _ = writeln!(s);
-    let required_missing: Vec<&str> = a
-        .targets
-        .iter()
-        .filter(|t| {
-            catalog::target_by_mangled(&t.symbol).is_some_and(|i| i.required) && t.strategy != Strategy::Interpose
-        })
-        .map(|t| short_name(&t.demangled))
-        .collect();
+    let names = |f: &dyn Fn(&crate::elf::TargetReport) -> bool| -> Vec<&str> {
+        a.targets.iter().filter(|t| f(t)).map(|t| short_name(&t.demangled)).collect()
+    };
+    let required = |t: &crate::elf::TargetReport| catalog::target_by_mangled(&t.symbol).is_some_and(|i| i.required);
+    let unseen = names(&|t| required(t) && t.strategy == Strategy::Unreachable);
+    let inline = names(&|t| t.strategy == Strategy::InlineHook && t.alias_of.is_none());
     let trackable = a.target(catalog::Target::TrackAllocate).is_some_and(|t| t.present);
     let verdict = if !trackable {
         "NOT TRACKABLE: GraphTracker::track_allocate is not in this library".to_string()
     } else if a.family == Family::Unknown {
         "DEGRADED: unknown Buffer layout".to_string()
-    } else if required_missing.is_empty() {
-        "OK: every required target is reached by symbol interposition".to_string()
+    } else if !unseen.is_empty() {
+        format!("DEGRADED: cannot see: {}", unseen.join(", "))
+    } else if !inline.is_empty() {
+        format!("OK: every required target is reached; {} hooked inline (entry patched at load)", inline.len())
     } else {
-        format!("DEGRADED: needs inline hooks or cannot see: {}", required_missing.join(", "))
+        "OK: every required target is reached by symbol interposition".to_string()
     };
     let _ = writeln!(s, "verdict   {verdict}");
+    // Mixed builds: a PLT slot *and* direct calls. The shim decides from relocations only (it
+    // does not sweep .text at load), so by default it interposes such a target.
+    for t in a.targets.iter().filter(|t| t.plt && t.direct_calls.unwrap_or(0) > 0) {
+        let _ = writeln!(
+            s,
+            "  note: {}: {} direct call(s) besides its PLT slot; the shim patches its entry only with TTALLOC_INLINE=all",
+            short_name(&t.demangled),
+            t.direct_calls.unwrap_or(0)
+        );
+    }
     for n in &a.notes {
         let _ = writeln!(s, "  note: {n}");
     }

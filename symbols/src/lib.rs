@@ -7,6 +7,7 @@
 //! * [`runtime`]  — find the *loaded* `libtt_metal.so` (however it was loaded) and resolve its
 //!   own definitions, never the shim's interposed ones.
 //! * [`abi`]      — read a `Buffer` / `IDevice` safely from inside a hook.
+//! * [`patchable`] — can a function's entry take an inline-hook jump (pure check over bytes).
 //! * [`elf`]      — analysis of a `libtt_metal.so` file on disk (PLT reachability, call sites).
 //! * [`doctor`]   — locate the default library and render the human verdict.
 
@@ -14,6 +15,7 @@ pub mod abi;
 pub mod catalog;
 pub mod doctor;
 pub mod elf;
+pub mod patchable;
 pub mod runtime;
 pub mod validate;
 

@@ -127,6 +127,24 @@ pub fn find_loaded_defining(mangled: &str, exclude_addr: usize) -> Option<Loaded
     None
 }
 
+/// The loaded object whose segments contain `addr` (e.g. the shim itself, to resolve its own
+/// exported hooks by name).
+pub fn find_loaded_containing(addr: usize) -> Option<LoadedLib> {
+    let obj = loaded_objects().into_iter().find(|o| o.contains(addr))?;
+    let handle = unsafe {
+        if obj.name.is_empty() {
+            libc::dlopen(std::ptr::null(), libc::RTLD_LAZY | libc::RTLD_NOLOAD)
+        } else {
+            let n = CString::new(obj.name.clone()).ok()?;
+            libc::dlopen(n.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD)
+        }
+    };
+    if handle.is_null() {
+        return None;
+    }
+    Some(LoadedLib { path: object_path(&obj), base: obj.base, handle, segments: obj.segments })
+}
+
 /// Absolute path of a loaded object: its loader name when that is an absolute path, else the
 /// file mapped at its first segment per `/proc/self/maps` (handles relative names and the
 /// main program).
@@ -238,6 +256,8 @@ mod tests {
         // Nothing defines this.
         assert!(find_loaded_tt_metal(0).is_none());
         assert!(libc_lib.sym("no_such_symbol_ttalloc").is_none());
+        let same = find_loaded_containing(malloc).expect("the object holding malloc");
+        assert_eq!((same.base, same.sym("malloc")), (libc_lib.base, Some(malloc)));
         let bytes = unsafe { libc_lib.code_bytes(malloc, 16) }.unwrap();
         assert_eq!(bytes.len(), 16);
     }

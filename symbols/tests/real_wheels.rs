@@ -329,7 +329,9 @@ fn dlerror() -> String {
 
 #[test]
 fn inproc_child() {
-    let Some(path) = std::env::var_os("TTALLOC_INPROC_LIB").map(PathBuf::from) else { return };
+    let Some(path) = std::env::var_os("TTALLOC_INPROC_LIB").map(PathBuf::from) else {
+        return;
+    };
     let v = std::env::var("TTALLOC_INPROC_VERSION").unwrap();
     let name = catalog::info(Target::TrackAllocate).mangled;
     let cname = CString::new(name).unwrap();
@@ -448,5 +450,21 @@ unsafe fn fake_objects(r: &BufferReader, lib: &runtime::LoadedLib, family: Famil
         let bp = bogus.as_ptr() as usize;
         buf[0x10..0x18].copy_from_slice(&bp.to_le_bytes());
         assert_eq!(r.read(buf.as_ptr() as usize).device, 0);
+    }
+}
+
+/// Every target's entry in the real builds could take an inline-hook jump (what the shim does
+/// with `TTALLOC_INLINE=all`, or on a future build that bypasses the PLT).
+#[test]
+fn real_entries_take_an_inline_hook() {
+    for (v, a) in all() {
+        let path = lib(v).unwrap();
+        for t in a.targets.iter().filter(|t| t.present) {
+            let size = t.size.unwrap_or_else(|| panic!("{v}: {} has no st_size", t.demangled)) as usize;
+            let code = elf::function_bytes(&path, &t.symbol, size).unwrap();
+            let r = ttalloc_symbols::patchable::entry_patchable(&code, t.address.unwrap());
+            println!("{v}: {:<90} {r:?}", t.demangled);
+            assert!(r.is_ok(), "{v}: {}: {r:?}", t.demangled);
+        }
     }
 }

@@ -44,11 +44,18 @@ pub struct TargetReport {
     pub exported: bool,
     /// ELF virtual address of the definition (runtime address = load base + this).
     pub address: Option<u64>,
+    /// Size of the function in bytes (`st_size`; what an inline hook may decode).
+    #[serde(default)]
+    pub size: Option<u64>,
     /// An `R_X86_64_JUMP_SLOT`/`GLOB_DAT` relocation names it: intra-library calls go through
     /// the PLT/GOT and interposition sees them.
     pub plt: bool,
     /// An `R_X86_64_64` relocation names it (a vtable slot): virtual calls are bound by symbol.
     pub via_vtable: bool,
+    /// An `R_X86_64_RELATIVE` relocation holds its address (a vtable slot or function pointer
+    /// of a `-Bsymbolic` build): calls through it bypass symbol binding.
+    #[serde(default)]
+    pub address_taken: bool,
     /// Full mode: call/jmp/jcc instructions in the library reaching it (entry, PLT stub or GOT).
     pub call_sites: Option<u32>,
     /// Full mode: of those, branches straight to the entry, which no symbol binding can see.
@@ -117,6 +124,7 @@ impl Analysis {
                     "consequence": t.consequence(),
                     "exported": t.exported,
                     "via_vtable": t.via_vtable,
+                    "address_taken": t.address_taken,
                     "direct_calls": t.direct_calls,
                     "alias_of": t.alias_of,
                 })
@@ -229,20 +237,33 @@ pub fn analyze(path: &Path, mode: Mode) -> Result<Analysis, String> {
     }
 
     // 4. Targets: exported, else hidden in .symtab.
-    let mut hidden: HashMap<&str, u64> = HashMap::new();
+    let mut hidden: HashMap<&str, (u64, u64)> = HashMap::new();
     if TARGETS.iter().any(|t| defined(t.mangled).is_none()) {
         for s in img.symtab() {
             if s.defined && s.func {
                 if let Some(t) = TARGETS.iter().find(|t| t.mangled.as_bytes() == s.name) {
-                    hidden.insert(t.mangled, s.value);
+                    hidden.insert(t.mangled, (s.value, s.size));
                 }
             }
         }
     }
-    let addresses: Vec<Option<u64>> = TARGETS
+    let defs: Vec<Option<(u64, u64)>> = TARGETS
         .iter()
-        .map(|t| defined(t.mangled).map(|(_, s)| s.value).or_else(|| hidden.get(t.mangled).copied()))
+        .map(|t| defined(t.mangled).map(|(_, s)| (s.value, s.size)).or_else(|| hidden.get(t.mangled).copied()))
         .collect();
+    let addresses: Vec<Option<u64>> = defs.iter().map(|d| d.map(|(a, _)| a)).collect();
+    let mut address_taken = vec![false; TARGETS.len()];
+    let at: HashMap<u64, Vec<usize>> = addresses.iter().enumerate().fold(HashMap::new(), |mut m, (k, a)| {
+        if let Some(a) = a {
+            m.entry(*a).or_default().push(k);
+        }
+        m
+    });
+    for r in relocs.iter().filter(|r| r.rtype == E::R_X86_64_RELATIVE) {
+        for k in at.get(&(r.addend as u64)).into_iter().flatten() {
+            address_taken[*k] = true;
+        }
+    }
 
     // 5. Full mode: PLT stubs and call sites.
     let calls = (mode == Mode::Full).then(|| {
@@ -281,21 +302,50 @@ pub fn analyze(path: &Path, mode: Mode) -> Result<Analysis, String> {
                 present,
                 exported: defined(t.mangled).is_some(),
                 address: addresses[k],
+                size: defs[k].map(|(_, size)| size).filter(|size| *size > 0),
                 plt: plt[k],
                 via_vtable: via_vtable[k],
+                address_taken: address_taken[k],
                 call_sites: c.map(|c| c.total()),
                 direct_calls: c.map(|c| c.direct),
                 alias_of,
-                strategy: Strategy::decide(present, plt[k], via_vtable[k], c.map(|c| c.direct)),
+                strategy: Strategy::decide(present, plt[k], via_vtable[k], address_taken[k], c.map(|c| c.direct)),
             }
         })
         .collect();
+    // An inline hook must be able to take the entry jump; if it cannot, nothing reaches the
+    // target on this build.
+    for t in targets.iter_mut().filter(|t| t.strategy == Strategy::InlineHook) {
+        let code = match (t.address, t.size) {
+            (Some(a), Some(n)) => img.bytes_at(a, n as usize).filter(|b| b.len() == n as usize),
+            _ => None,
+        };
+        let verdict = match code {
+            Some(code) => crate::patchable::entry_patchable(code, t.address.unwrap_or(0)).map(|_| ()),
+            None => Err("function size or bytes unknown".to_string()),
+        };
+        if let Err(why) = verdict {
+            notes.push(format!("{}: calls bypass the PLT and its entry cannot be patched ({why})", t.demangled));
+            t.strategy = Strategy::Unreachable;
+        }
+    }
     // An alias with no binding of its own (D2 = D1) shares the other's code: hooking that one
     // covers it, and hooking both would report every call twice.
     for k in 0..targets.len() {
         if let Some(j) = (0..k).find(|&j| targets[k].alias_of.as_deref() == Some(TARGETS[j].mangled)) {
-            if !targets[k].plt && !targets[k].via_vtable {
+            if !targets[k].plt && !targets[k].via_vtable && !targets[k].address_taken {
                 targets[k].strategy = targets[j].strategy;
+            }
+        }
+    }
+
+    // A target whose only caller is absent from this build is never called: there is nothing
+    // to hook (0.65/0.68 `track_deallocate_cb`, which only `deallocate_circular_buffers` calls).
+    for k in 0..targets.len() {
+        if let Some(caller) = TARGETS[k].only_caller {
+            let t = &mut targets[k];
+            if t.present && !t.plt && !t.via_vtable && !t.address_taken && addresses[caller as usize].is_none() {
+                t.strategy = Strategy::Unreachable;
             }
         }
     }

@@ -12,19 +12,27 @@ pub enum Strategy {
     /// Every call is bound by symbol (PLT/GOT or a vtable slot relocation): defining the
     /// symbol in the preloaded shim receives it.
     Interpose,
-    /// Present, but (some) calls are not bound by symbol: the shim must patch the entry.
+    /// Present, but (some) calls are not bound by symbol: the shim patches the function's
+    /// entry with a jump to its hook (`shim/src/inline.rs`).
     InlineHook,
-    /// Not in this build.
+    /// Not in this build, or never called in it (its only caller is absent).
     Unreachable,
 }
 
 impl Strategy {
-    /// Present + PLT/GOT or vtable-slot binding → interposable, unless (Full mode) direct
-    /// calls that no symbol binding can see were found.
-    pub fn decide(present: bool, plt: bool, via_vtable: bool, direct_calls: Option<u32>) -> Strategy {
+    /// Present + PLT/GOT or vtable-slot binding → interposable, unless some calls cannot be
+    /// seen by symbol binding: a pointer to it held by a `R_X86_64_RELATIVE` relocation (a
+    /// vtable slot of a `-Bsymbolic` build) or, in Full mode, direct calls.
+    pub fn decide(
+        present: bool,
+        plt: bool,
+        via_vtable: bool,
+        address_taken: bool,
+        direct_calls: Option<u32>,
+    ) -> Strategy {
         if !present {
             Strategy::Unreachable
-        } else if direct_calls.unwrap_or(0) > 0 || !(plt || via_vtable) {
+        } else if direct_calls.unwrap_or(0) > 0 || address_taken || !(plt || via_vtable) {
             Strategy::InlineHook
         } else {
             Strategy::Interpose
@@ -47,7 +55,7 @@ impl TargetReport {
             return format!("not a catalogued target ({:?})", self.strategy);
         };
         let t = info.target;
-        if self.call_sites == Some(0) && self.present && !self.via_vtable {
+        if self.call_sites == Some(0) && self.present && !self.via_vtable && !self.address_taken {
             return match t {
                 Target::TrackDeallocateCb => {
                     "never called on this build: CB frees are inferred from program destruction".into()
@@ -65,48 +73,48 @@ impl TargetReport {
         use Strategy::*;
         let s = match (t, self.strategy) {
             (Target::TrackAllocate, Interpose) => "every buffer allocation is recorded",
-            (Target::TrackAllocate, InlineHook) => "allocation calls bypass the PLT: recorded only if the shim patches the entry, otherwise totals stay at zero",
+            (Target::TrackAllocate, InlineHook) => "calls bypass the PLT; the entry is patched: every buffer allocation is recorded",
             (Target::TrackAllocate, Unreachable) => "no allocation can be recorded: this library cannot be tracked",
             (Target::TrackDeallocate, Interpose) => "every owned-buffer free is recorded",
-            (Target::TrackDeallocate, InlineHook) => "frees bypass the PLT: without an entry patch buffers look alive until their device closes",
+            (Target::TrackDeallocate, InlineHook) => "calls bypass the PLT; the entry is patched: every owned-buffer free is recorded",
             (Target::TrackDeallocate, Unreachable) => "frees cannot be seen: buffers look alive until their device closes",
             (Target::HookAllocate, Interpose) => "buffers allocated under graph capture without dispatch are marked hooked, not counted as device memory",
-            (Target::HookAllocate, InlineHook) => "hook calls bypass the PLT: without an entry patch graph-capture buffers count as device memory",
+            (Target::HookAllocate, InlineHook) => "calls bypass the PLT; the entry is patched: graph-capture buffers are marked hooked",
             (Target::HookAllocate, Unreachable) => "graph-capture buffers cannot be told apart and count as device memory",
             (Target::HookDeallocate, Interpose) => "frees under graph capture are marked hooked, not counted as released device memory",
-            (Target::HookDeallocate, InlineHook) => "hook calls bypass the PLT: without an entry patch graph-capture frees look like real frees",
+            (Target::HookDeallocate, InlineHook) => "calls bypass the PLT; the entry is patched: graph-capture frees are marked hooked",
             (Target::HookDeallocate, Unreachable) => "graph-capture frees cannot be told apart from real frees",
             (Target::TrackAllocateCb, Interpose) => "every circular-buffer (L1) allocation is recorded",
-            (Target::TrackAllocateCb, InlineHook) => "CB allocations bypass the PLT: without an entry patch L1 circular buffers are missing",
+            (Target::TrackAllocateCb, InlineHook) => "calls bypass the PLT; the entry is patched: every circular-buffer (L1) allocation is recorded",
             (Target::TrackAllocateCb, Unreachable) => "circular buffers are invisible: L1 usage is under-reported",
             (Target::TrackDeallocateCb, Interpose) => "CB frees are recorded per device; the program comes from the surrounding deallocate_circular_buffers()/~ProgramImpl()",
-            (Target::TrackDeallocateCb, InlineHook) => "CB-free calls bypass the PLT: CB frees are inferred from program destruction unless the entry is patched",
+            (Target::TrackDeallocateCb, InlineHook) => "calls bypass the PLT; the entry is patched: CB frees are recorded per device",
             (Target::TrackDeallocateCb, Unreachable) => "CB frees are inferred from program destruction",
             (Target::AllocateCircularBuffers, Interpose) => "circular buffers are attributed to their program",
-            (Target::AllocateCircularBuffers, InlineHook) => "calls bypass the PLT: without an entry patch CBs cannot be attributed to a program and their frees cannot be matched",
+            (Target::AllocateCircularBuffers, InlineHook) => "calls bypass the PLT; the entry is patched: circular buffers are attributed to their program",
             (Target::AllocateCircularBuffers, Unreachable) => "CBs cannot be attributed to a program: their frees cannot be matched",
             (Target::DeallocateCircularBuffers, Interpose) => "CB lifetime ends when the program releases its circular buffers",
-            (Target::DeallocateCircularBuffers, InlineHook) => "calls bypass the PLT: CB lifetime ends at ~ProgramImpl unless the entry is patched",
+            (Target::DeallocateCircularBuffers, InlineHook) => "calls bypass the PLT; the entry is patched: CB lifetime ends when the program releases its circular buffers",
             (Target::DeallocateCircularBuffers, Unreachable) => "CB lifetime ends at ~ProgramImpl",
             (Target::ProgramImplD1, Interpose) => "program destruction is seen: its circular buffers are released",
-            (Target::ProgramImplD1, InlineHook) => "destructor calls bypass the PLT: without an entry patch CBs of destroyed programs stay counted",
+            (Target::ProgramImplD1, InlineHook) => "calls bypass the PLT; the entry is patched: program destruction is seen",
             (Target::ProgramImplD1, Unreachable) => "CBs of destroyed programs stay counted (L1 over-reported) unless track_deallocate_cb fires",
             (Target::ProgramImplD2, Interpose) => "base-object destruction is seen",
-            (Target::ProgramImplD2, InlineHook) => "base-object destructor calls bypass the PLT: seen only with an entry patch",
+            (Target::ProgramImplD2, InlineHook) => "calls bypass the PLT; the entry is patched: base-object destruction is seen",
             (Target::ProgramImplD2, Unreachable) => "no separate base-object destructor: ~ProgramImpl() [D1] covers it",
             (Target::DeviceClose | Target::MeshDeviceClose, Interpose) if self.call_sites == Some(0) => "called only through the vtable, whose slot is bound by symbol: close is seen",
             (Target::DeviceClose, Interpose) => "device close is seen: buffers still alive then are closed out",
-            (Target::DeviceClose, InlineHook) => "close calls bypass the PLT: without an entry patch buffers alive at close are never released in the numbers",
+            (Target::DeviceClose, InlineHook) => "calls bypass the PLT and the vtable binding; the entry is patched: device close is seen",
             (Target::DeviceClose, Unreachable) => "buffers alive at device close are never released in the numbers",
             (Target::MeshDeviceClose, Interpose) if !self.plt => "called only through the vtable, whose slot is bound by symbol: mesh close is seen",
             (Target::MeshDeviceClose, Interpose) => "mesh close is seen: buffers still alive then are closed out",
-            (Target::MeshDeviceClose, InlineHook) => "close calls bypass symbol binding: without an entry patch buffers alive at mesh close are never released in the numbers",
+            (Target::MeshDeviceClose, InlineHook) => "calls bypass symbol binding; the entry is patched: mesh close is seen",
             (Target::MeshDeviceClose, Unreachable) => "buffers alive at mesh close are never released in the numbers",
             (Target::AllocateDataflowBuffers, Interpose) => "dataflow buffers are attributed to their program",
-            (Target::AllocateDataflowBuffers, InlineHook) => "calls bypass the PLT: dataflow buffers are attributed only with an entry patch",
+            (Target::AllocateDataflowBuffers, InlineHook) => "calls bypass the PLT; the entry is patched: dataflow buffers are attributed to their program",
             (Target::AllocateDataflowBuffers, Unreachable) => "no dataflow-buffer path in this release: nothing to attribute",
             (Target::DfbMarkAddress, Interpose) => "every dataflow buffer's L1 placement (address, size) is recorded, although tt-metal reports none to its GraphTracker",
-            (Target::DfbMarkAddress, InlineHook) => "placement calls bypass the PLT: without an entry patch dataflow buffers are missing from L1",
+            (Target::DfbMarkAddress, InlineHook) => "placement calls bypass the PLT; the entry is patched: every dataflow buffer's L1 placement is recorded",
             (Target::DfbMarkAddress, Unreachable) => "no dataflow-buffer placement call in this release: nothing to record",
         };
         s.to_string()
@@ -119,10 +127,12 @@ mod tests {
 
     #[test]
     fn decide() {
-        assert_eq!(Strategy::decide(false, true, true, None), Strategy::Unreachable);
-        assert_eq!(Strategy::decide(true, true, false, None), Strategy::Interpose);
-        assert_eq!(Strategy::decide(true, false, true, Some(0)), Strategy::Interpose);
-        assert_eq!(Strategy::decide(true, true, false, Some(2)), Strategy::InlineHook);
-        assert_eq!(Strategy::decide(true, false, false, Some(0)), Strategy::InlineHook);
+        assert_eq!(Strategy::decide(false, true, true, false, None), Strategy::Unreachable);
+        assert_eq!(Strategy::decide(true, true, false, false, None), Strategy::Interpose);
+        assert_eq!(Strategy::decide(true, false, true, false, Some(0)), Strategy::Interpose);
+        assert_eq!(Strategy::decide(true, true, false, false, Some(2)), Strategy::InlineHook);
+        assert_eq!(Strategy::decide(true, false, false, false, Some(0)), Strategy::InlineHook);
+        // A PLT slot, but also a pointer no symbol binding covers (a -Bsymbolic vtable slot).
+        assert_eq!(Strategy::decide(true, true, false, true, None), Strategy::InlineHook);
     }
 }

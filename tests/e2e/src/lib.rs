@@ -187,3 +187,24 @@ pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// The real ttnn wheels' cache (`scripts/fetch-wheels.sh`, run by `make test`).
+pub fn wheel_cache() -> PathBuf {
+    std::env::var_os("TTALLOC_WHEEL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/ttalloc/wheels"))
+}
+
+/// `<cache>/<version>/site/ttnn/build/lib/libtt_metal.so` with its sibling libraries. Missing:
+/// the test FAILS, unless `TTALLOC_SKIP_REAL_WHEELS=1`, which skips it loudly.
+pub fn real_wheel_lib(version: &str) -> Option<PathBuf> {
+    let p = wheel_cache().join(version).join("site/ttnn/build/lib/libtt_metal.so");
+    if p.is_file() {
+        return Some(p);
+    }
+    if std::env::var("TTALLOC_SKIP_REAL_WHEELS").as_deref() == Ok("1") {
+        eprintln!("\n!!!!!!!! SKIPPED real-wheel check: {} is missing and TTALLOC_SKIP_REAL_WHEELS=1 !!!!!!!!\n", p.display());
+        return None;
+    }
+    panic!("{} is missing: run `make wheels` (or set TTALLOC_SKIP_REAL_WHEELS=1 to skip loudly)", p.display());
+}
