@@ -17,7 +17,7 @@ and prints one JSON line describing what it did. Stdlib only.
 
 To watch it in `ttalloc-collect --monitor`, slow it down: `--step-ms MS` sleeps
 after each step; `--hold-at-peak FILE` waits at the peak (after step 4) until
-FILE exists.
+FILE exists (at most 300 s).
 
     python3 tests/workloads/test_mesh_allocation.py --lib target/testlib/v071 [--chips 8] [--step-ms 700]
     TTFAKE_LIB_DIR=target/testlib/v071 python3 tests/workloads/test_mesh_allocation.py
@@ -143,7 +143,8 @@ def run(lib, chips, step_s=0.0, hold_file=None):
     check_rc(lib, lib.ttf_program_run(prog, mesh), "ttf_program_run")
     program_id = lib.ttf_program_id(prog)
     step()
-    while hold_file and not os.path.exists(hold_file):
+    deadline = time.monotonic() + 300  # never outlive a test that forgot us
+    while hold_file and not os.path.exists(hold_file) and time.monotonic() < deadline:
         time.sleep(0.02)
 
     for h, (name, *_rest) in zip(handles, specs):
