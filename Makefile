@@ -5,7 +5,7 @@ RELEASE := target/release
 TESTLIB := $(CURDIR)/target/testlib
 DEMO_TRACE := target/demo.msgpack
 
-.PHONY: all build testlib demo deps test test-fast wheels bench clean
+.PHONY: all build testlib demo watch deps test test-fast wheels bench clean
 
 all: build testlib
 
@@ -21,6 +21,10 @@ testlib:
 demo: all
 	$(RELEASE)/ttalloc-collect --out $(DEMO_TRACE) -- $(PYTHON) tests/workloads/test_mesh_allocation.py --lib $(TESTLIB)/v081
 	$(RELEASE)/ttalloc replay $(DEMO_TRACE)
+
+## watch the mesh workload's memory rise and fall per chip in the live view (q quits)
+watch: all
+	$(RELEASE)/ttalloc-collect --monitor -r 200 --out target/watch.msgpack -- $(PYTHON) tests/workloads/test_mesh_allocation.py --lib $(TESTLIB)/v081 --step-ms 700
 
 ## the real ttnn wheels' libtt_metal.so (0.65.0, 0.71.2, 0.81.1) into ~/.cache/ttalloc/wheels
 wheels:

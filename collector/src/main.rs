@@ -122,8 +122,8 @@ fn run(args: Args) -> Result<i32, String> {
         eprintln!("ttalloc-collect: metrics at http://{bound}/metrics");
     }
     let full_screen = args.monitor && monitor::full_screen_possible();
-    let mut child = if args.command.is_empty() { None } else { Some(launch::spawn(&args.command, &dir, full_screen)?) };
-    let output = child.as_mut().filter(|_| full_screen).map(output::CommandOutput::capture);
+    let output = (full_screen && !args.command.is_empty()).then(output::CommandOutput::default);
+    // The view first: if it cannot take the terminal, no command was started.
     let monitor = match (&publisher, args.monitor) {
         (Some(p), true) => {
             let opts = monitor::Options {
@@ -139,6 +139,21 @@ fn run(args: Args) -> Result<i32, String> {
         }
         _ => None,
     };
+    let mut child = match args.command.is_empty() {
+        true => None,
+        false => match launch::spawn(&args.command, &dir, output.is_some()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                if let Some(m) = monitor {
+                    m.finish(false); // give the terminal back before saying why
+                }
+                return Err(e);
+            }
+        },
+    };
+    if let (Some(c), Some(o)) = (child.as_mut(), &output) {
+        o.attach(c);
+    }
     let scope = match &child {
         None => Scope::All,
         Some(c) => Scope::Descendants { root: c.id(), pids: Default::default(), since_real_ns: started },

@@ -112,8 +112,14 @@ fn full_screen_loop(
         }
         // Short polls so a finished trace is noticed quickly.
         let wait = next.saturating_duration_since(Instant::now()).min(Duration::from_millis(50));
-        if !event::poll(wait).unwrap_or(false) {
-            continue;
+        match event::poll(wait) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(_) => {
+                // No keyboard to read (no controlling terminal): keep showing.
+                std::thread::sleep(wait);
+                continue;
+            }
         }
         let Ok(ev) = event::read() else { continue };
         redraw = true;

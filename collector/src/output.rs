@@ -23,15 +23,13 @@ pub struct CommandOutput(Arc<Inner>);
 
 impl CommandOutput {
     /// Reads the child's piped stdout and stderr on two threads.
-    pub fn capture(child: &mut std::process::Child) -> CommandOutput {
-        let out = CommandOutput::default();
+    pub fn attach(&self, child: &mut std::process::Child) {
         if let Some(s) = child.stdout.take() {
-            out.read(s, false);
+            self.read(s, false);
         }
         if let Some(s) = child.stderr.take() {
-            out.read(s, true);
+            self.read(s, true);
         }
-        out
     }
 
     fn read(&self, stream: impl Read + Send + 'static, is_err: bool) {
@@ -91,7 +89,8 @@ mod tests {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let out = CommandOutput::capture(&mut child);
+        let out = CommandOutput::default();
+        out.attach(&mut child);
         child.wait().unwrap();
         let end = Instant::now() + Duration::from_secs(5);
         while out.0.open.load(Ordering::SeqCst) > 0 && Instant::now() < end {

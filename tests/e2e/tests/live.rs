@@ -225,7 +225,7 @@ impl Drop for Tmux {
     }
 }
 
-fn chip_row<'a>(screen: &'a str, chip: i32) -> Vec<&'a str> {
+fn chip_row(screen: &str, chip: i32) -> Vec<&str> {
     let line = screen.lines().find(|l| l.starts_with(&format!("{chip} "))).unwrap_or_else(|| panic!("no row for chip {chip}:\n{screen}"));
     // Bars are the only non-ASCII on a row; the numbers are what we check.
     line.split_whitespace().filter(|w| w.is_ascii()).collect()
