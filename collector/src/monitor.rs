@@ -84,6 +84,7 @@ fn full_screen_loop(
     let mut snap: Arc<Snapshot> = shared.get();
     let mut next = Instant::now();
     let mut redraw = true;
+    let mut output_seen = 0;
     let mut saw_done = false;
     loop {
         let done = control.done.load(Ordering::SeqCst);
@@ -97,11 +98,16 @@ fn full_screen_loop(
             redraw = true;
         }
         if Instant::now() >= next {
-            if !st.paused && !done {
-                snap = shared.get();
-            }
             next = Instant::now() + opts.refresh;
-            redraw = true;
+            // Redraw only what changed: an idle view costs nothing.
+            if !st.paused && !done {
+                let latest = shared.get();
+                redraw |= !Arc::ptr_eq(&latest, &snap);
+                snap = latest;
+            }
+            let seen = output.as_ref().map_or(0, CommandOutput::lines_seen);
+            redraw |= seen != output_seen;
+            output_seen = seen;
         }
         if redraw {
             let lines = output.as_ref().map(|o| o.tail(6)).unwrap_or_default();

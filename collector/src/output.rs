@@ -52,6 +52,12 @@ impl CommandOutput {
         });
     }
 
+    /// Lines read so far (kept or not): changes whenever a line arrives.
+    pub fn lines_seen(&self) -> u64 {
+        let g = self.0.lines.lock().unwrap_or_else(|e| e.into_inner());
+        g.0.len() as u64 + g.1
+    }
+
     /// The latest `n` lines, with control characters made visible-safe for the view.
     pub fn tail(&self, n: usize) -> Vec<String> {
         let g = self.0.lines.lock().unwrap_or_else(|e| e.into_inner());
@@ -98,6 +104,7 @@ mod tests {
         }
         assert_eq!(out.tail(10), ["one", "two [31m", "three"]);
         assert_eq!(out.tail(1), ["three"]);
+        assert_eq!(out.lines_seen(), 3);
         let g = out.0.lines.lock().unwrap();
         assert_eq!(g.0.iter().map(|(e, _)| *e).collect::<Vec<_>>(), [false, true, false]);
     }
