@@ -84,7 +84,16 @@ impl Live {
 /// The collector under test: our child, or a process in a tmux terminal of its own.
 enum Proc {
     Child(Child),
-    Tmux { pid: u32, socket: String, status: std::path::PathBuf },
+    Tmux { pid: u32, server: TmuxServer, status: std::path::PathBuf },
+}
+
+/// A tmux server of the bench's own, killed when dropped (also on a panic).
+struct TmuxServer(String);
+
+impl Drop for TmuxServer {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.0, "kill-server"]).output();
+    }
 }
 
 impl Proc {
@@ -99,7 +108,7 @@ impl Proc {
         unsafe { libc::kill(self.id() as libc::pid_t, libc::SIGINT) };
         match self {
             Proc::Child(mut c) => c.wait().expect("wait collector").code().map_or("killed".into(), |c| c.to_string()),
-            Proc::Tmux { socket, status, .. } => {
+            Proc::Tmux { server, status, .. } => {
                 let t0 = Instant::now();
                 // The shell creates the file before it writes the status.
                 let code = loop {
@@ -109,7 +118,7 @@ impl Proc {
                         _ => std::thread::sleep(Duration::from_millis(20)),
                     }
                 };
-                let _ = Command::new("tmux").args(["-L", &socket, "kill-server"]).output();
+                drop(server);
                 code
             }
         }
@@ -217,6 +226,7 @@ fn start_live(shm: &std::path::Path, trace: &std::path::Path, out: &std::path::P
     );
     let o = Command::new("tmux").args(["-L", &socket, "-f", "/dev/null", "new-session", "-d", "-x", "160", "-y", "50", &inner]).env_remove("TMUX").output().expect("tmux (make deps installs it)");
     assert!(o.status.success(), "tmux: {}", String::from_utf8_lossy(&o.stderr));
+    let server = TmuxServer(socket);
     let t0 = Instant::now();
     let pid = loop {
         if let Some(p) = std::fs::read_to_string(&pidfile).ok().and_then(|s| s.trim().parse().ok()) {
@@ -233,7 +243,7 @@ fn start_live(shm: &std::path::Path, trace: &std::path::Path, out: &std::path::P
         assert!(t0.elapsed() < Duration::from_secs(60), "no metrics address");
         std::thread::sleep(Duration::from_millis(10));
     });
-    (Proc::Tmux { pid, socket, status }, addr)
+    (Proc::Tmux { pid, server, status }, addr)
 }
 
 impl Rig {
