@@ -5,7 +5,7 @@ RELEASE := target/release
 TESTLIB := $(CURDIR)/target/testlib
 DEMO_TRACE := target/demo.msgpack
 
-.PHONY: all build testlib demo test test-fast wheels bench clean
+.PHONY: all build testlib demo watch deps test test-fast wheels bench clean
 
 all: build testlib
 
@@ -22,12 +22,22 @@ demo: all
 	$(RELEASE)/ttalloc-collect --out $(DEMO_TRACE) -- $(PYTHON) tests/workloads/test_mesh_allocation.py --lib $(TESTLIB)/v081
 	$(RELEASE)/ttalloc replay $(DEMO_TRACE)
 
+## watch the mesh workload's memory rise and fall per chip in the live view (q quits)
+watch: all
+	$(RELEASE)/ttalloc-collect --monitor -r 200 --out target/watch.msgpack -- $(PYTHON) tests/workloads/test_mesh_allocation.py --lib $(TESTLIB)/v081 --step-ms 700
+
 ## the real ttnn wheels' libtt_metal.so (0.65.0, 0.71.2, 0.81.1) into ~/.cache/ttalloc/wheels
 wheels:
 	bash scripts/fetch-wheels.sh 0.65.0 0.71.2 0.81.1
 
+## tools the tests use that a fresh machine may lack (tmux: the live view's terminal test),
+## installed with apt-get only when missing
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+deps:
+	@command -v tmux >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq tmux; }
+
 ## every test: unit, end-to-end against the test library, and the real-wheel tier
-test: all wheels
+test: all wheels deps
 	$(CARGO) test --release --workspace
 
 bench: all

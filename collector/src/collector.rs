@@ -151,6 +151,11 @@ impl Collector {
         }
     }
 
+    /// Process `p` (its index in the trace) is still being drained.
+    pub fn attached(&self, p: u32) -> bool {
+        self.sessions.get(p as usize).is_some_and(|s| !s.finished)
+    }
+
     pub fn active(&self) -> usize {
         self.sessions.iter().filter(|s| !s.finished).count()
     }

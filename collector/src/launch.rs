@@ -2,7 +2,7 @@
 //! `libttalloc.so` preloaded and returns its exit status.
 
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 
 /// `libttalloc.so` beside this binary (cargo puts both in target/<profile>/),
 /// or `$TTALLOC_LIB`.
@@ -20,17 +20,20 @@ pub fn shim_path() -> Result<PathBuf, String> {
     }
 }
 
-pub fn spawn(cmd: &[String], shm_dir: &std::path::Path) -> Result<Child, String> {
+/// Runs the command. With `capture` (the full-screen live view owns the
+/// terminal) its stdout and stderr are piped to us and its stdin is empty.
+pub fn spawn(cmd: &[String], shm_dir: &std::path::Path, capture: bool) -> Result<Child, String> {
     let lib = shim_path()?;
     let preload = match std::env::var("LD_PRELOAD") {
         Ok(old) if !old.is_empty() => format!("{}:{old}", lib.display()),
         _ => lib.display().to_string(),
     };
-    Command::new(&cmd[0])
-        .args(&cmd[1..])
-        .env("LD_PRELOAD", preload)
-        .env("TTALLOC_SHM_DIR", shm_dir)
-        .spawn()
+    let mut c = Command::new(&cmd[0]);
+    c.args(&cmd[1..]).env("LD_PRELOAD", preload).env("TTALLOC_SHM_DIR", shm_dir);
+    if capture {
+        c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    c.spawn()
         .map_err(|e| format!("{}: {e}", cmd[0]))
 }
 

@@ -2,13 +2,21 @@
 //!
 //!     ttalloc-collect --out trace.msgpack                 # until Ctrl-C / SIGTERM
 //!     ttalloc-collect --out trace.msgpack -- CMD ARGS…    # launch mode
+//!     ttalloc-collect --monitor [-r MS] [-d CHIP]… [--metrics ADDR] …  # live view / Prometheus
 
 mod collector;
 mod discover;
 mod launch;
+mod metrics;
+mod monitor;
+mod output;
 mod session;
 mod sink;
+mod snapshot;
 mod summary;
+mod table;
+mod text_table;
+mod view;
 
 use clap::Parser;
 use collector::{Collector, Scope};
@@ -32,12 +40,36 @@ struct Args {
     /// No summary at the end.
     #[arg(long, short)]
     quiet: bool,
+    /// Live view: per chip, device memory in use against its peak (full screen
+    /// on a terminal, a plain table every refresh otherwise). q quits.
+    #[arg(long)]
+    monitor: bool,
+    /// Live view refresh period, in milliseconds.
+    #[arg(short = 'r', long = "refresh", value_name = "MS", default_value = "500", requires = "monitor",
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    refresh_ms: u64,
+    /// Live view: only this chip, with a row per process on it (repeatable).
+    #[arg(short = 'd', long = "device", value_name = "CHIP", requires = "monitor")]
+    device: Vec<i32>,
+    /// Live view: every chip (the default).
+    #[arg(short = 'a', long = "all", requires = "monitor", conflicts_with = "device")]
+    all: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics; ADDR is PORT (on
+    /// 127.0.0.1) or HOST:PORT, loopback only unless --metrics-allow-remote.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// Allow --metrics on a non-loopback address (no authentication: see docs/security.md).
+    #[arg(long, requires = "metrics")]
+    metrics_allow_remote: bool,
     /// Launch mode: run this command with libttalloc.so preloaded.
     #[arg(last = true)]
     command: Vec<String>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// The stop came from the live view's q: pass it on to the command, as a
+/// terminal's Ctrl-C would have (raw mode keeps it from the process group).
+static QUIT_KEY: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
@@ -78,7 +110,50 @@ fn run(args: Args) -> Result<i32, String> {
         libc::signal(libc::SIGINT, on_signal as *const () as usize);
         libc::signal(libc::SIGTERM, on_signal as *const () as usize);
     }
-    let mut child = if args.command.is_empty() { None } else { Some(launch::spawn(&args.command, &dir)?) };
+    // Snapshots for the live view and the metrics endpoint, at most every 100 ms.
+    let mut publisher = (args.monitor || args.metrics.is_some())
+        .then(|| snapshot::Publisher::new(Duration::from_millis(args.refresh_ms.min(100))));
+    if let (Some(a), Some(p)) = (&args.metrics, &publisher) {
+        let addr = metrics::parse_addr(a, args.metrics_allow_remote)?;
+        let bound = metrics::serve(addr, p.shared.clone())?;
+        if !bound.ip().is_loopback() {
+            eprintln!("ttalloc-collect: warning: metrics served on {bound} to anyone who can reach it (no authentication)");
+        }
+        eprintln!("ttalloc-collect: metrics at http://{bound}/metrics");
+    }
+    let full_screen = args.monitor && monitor::full_screen_possible();
+    let output = (full_screen && !args.command.is_empty()).then(output::CommandOutput::default);
+    // The view first: if it cannot take the terminal, no command was started.
+    let monitor = match (&publisher, args.monitor) {
+        (Some(p), true) => {
+            let opts = monitor::Options {
+                refresh: Duration::from_millis(args.refresh_ms),
+                focus: args.device.clone(),
+                trace: args.out.as_ref().map(|p| p.display().to_string()),
+            };
+            let quit = Box::new(|| {
+                QUIT_KEY.store(true, Ordering::SeqCst);
+                STOP.store(true, Ordering::SeqCst);
+            });
+            Some(monitor::start(p.shared.clone(), opts, output.clone(), quit)?)
+        }
+        _ => None,
+    };
+    let mut child = match args.command.is_empty() {
+        true => None,
+        false => match launch::spawn(&args.command, &dir, output.is_some()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                if let Some(m) = monitor {
+                    m.finish(false); // give the terminal back before saying why
+                }
+                return Err(e);
+            }
+        },
+    };
+    if let (Some(c), Some(o)) = (child.as_mut(), &output) {
+        o.attach(c);
+    }
     let scope = match &child {
         None => Scope::All,
         Some(c) => Scope::Descendants { root: c.id(), pids: Default::default(), since_real_ns: started },
@@ -96,6 +171,9 @@ fn run(args: Args) -> Result<i32, String> {
         }
         let n = col.drain();
         col.reap();
+        if let Some(p) = &mut publisher {
+            p.tick(&col.sink.model, &|i| col.attached(i));
+        }
         // Flushed often enough that a killed collector leaves a useful trace, not per batch.
         if last_flush.elapsed() >= Duration::from_millis(100) {
             col.sink.flush();
@@ -117,6 +195,9 @@ fn run(args: Args) -> Result<i32, String> {
         }
         if STOP.load(Ordering::SeqCst) {
             if let Some(c) = &mut child {
+                if QUIT_KEY.load(Ordering::SeqCst) {
+                    unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+                }
                 // The command got the same Ctrl-C (same process group); give it a moment.
                 let deadline = Instant::now() + Duration::from_secs(5);
                 while Instant::now() < deadline {
@@ -148,6 +229,21 @@ fn run(args: Args) -> Result<i32, String> {
         ended_real_ns: ttalloc_ring::region::realtime_ns(),
     };
     col.sink.finish(footer);
+    let stopped = STOP.load(Ordering::SeqCst);
+    if let Some(p) = &mut publisher {
+        let why = match &child {
+            Some(_) if !stopped => format!("the command exited with {exit_code}"),
+            _ => "stopped".to_string(),
+        };
+        p.finish(&col.sink.model, &|i| col.attached(i), why);
+    }
+    if let Some(m) = monitor {
+        // After a launched command ends, the full-screen view stays up until q.
+        m.finish(child.is_some() && !stopped);
+    }
+    if let Some(o) = &output {
+        o.replay(Duration::from_millis(500));
+    }
     if !args.quiet {
         eprint!("{}", summary::render(&col.sink.model, events, col.sink.write_error.as_deref(), args.out.as_deref()));
     }

@@ -15,7 +15,11 @@ an N-chip mesh and:
 
 and prints one JSON line describing what it did. Stdlib only.
 
-    python3 tests/workloads/test_mesh_allocation.py --lib target/testlib/v071 [--chips 8]
+To watch it in `ttalloc-collect --monitor`, slow it down: `--step-ms MS` sleeps
+after each step; `--hold-at-peak FILE` waits at the peak (after step 4) until
+FILE exists (at most 300 s).
+
+    python3 tests/workloads/test_mesh_allocation.py --lib target/testlib/v071 [--chips 8] [--step-ms 700]
     TTFAKE_LIB_DIR=target/testlib/v071 python3 tests/workloads/test_mesh_allocation.py
 """
 import argparse
@@ -23,6 +27,7 @@ import ctypes
 import json
 import os
 import sys
+import time
 
 DRAM, L1 = 0, 1
 TILE_BYTES = 32 * 32 * 2  # one bf16 tile = 2048 B
@@ -92,7 +97,11 @@ def check_rc(lib, rc, what):
     return rc
 
 
-def run(lib, chips):
+def run(lib, chips, step_s=0.0, hold_file=None):
+    def step():
+        if step_s > 0:
+            time.sleep(step_s)
+
     mesh = check_ptr(lib, lib.ttf_open_mesh(chips, 0), "ttf_open_mesh")
     devs = (ctypes.c_void_p * chips)()
     n = check_rc(lib, lib.ttf_mesh_devices(mesh, devs, chips), "ttf_mesh_devices")
@@ -115,6 +124,7 @@ def run(lib, chips):
     for name, btype, size, shape in specs:
         h = check_ptr(lib, lib.ttf_buffer_create(mesh, size, TILE_BYTES, btype), f"create {name}")
         handles.append(h)
+        step()
         entry = {
             "name": name,
             "type": "DRAM" if btype == DRAM else "L1",
@@ -132,10 +142,16 @@ def run(lib, chips):
         check_rc(lib, lib.ttf_program_add_cb(prog, size, None), "ttf_program_add_cb")
     check_rc(lib, lib.ttf_program_run(prog, mesh), "ttf_program_run")
     program_id = lib.ttf_program_id(prog)
+    step()
+    deadline = time.monotonic() + 300  # never outlive a test that forgot us
+    while hold_file and not os.path.exists(hold_file) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
     for h, (name, *_rest) in zip(handles, specs):
         check_rc(lib, lib.ttf_buffer_free(h), f"free {name}")
+        step()
     check_rc(lib, lib.ttf_program_destroy(prog), "ttf_program_destroy")
+    step()
     check_rc(lib, lib.ttf_close_mesh(mesh), "ttf_close_mesh")
 
     return {
@@ -162,6 +178,8 @@ def main(argv=None):
     ap.add_argument("--lib", default=os.environ.get("TTFAKE_LIB_DIR"),
                     help="variant dir holding libttnn_fake.so (default: $TTFAKE_LIB_DIR)")
     ap.add_argument("--chips", type=int, default=8, help="mesh size (default 8)")
+    ap.add_argument("--step-ms", type=int, default=0, help="sleep this long after each step (default 0)")
+    ap.add_argument("--hold-at-peak", metavar="FILE", help="at the peak, wait until FILE exists")
     args = ap.parse_args(argv)
     if not args.lib:
         ap.error("pass --lib DIR or set TTFAKE_LIB_DIR")
@@ -169,7 +187,7 @@ def main(argv=None):
         ap.error("--chips must be positive")
     try:
         lib = load(args.lib)
-        result = run(lib, args.chips)
+        result = run(lib, args.chips, args.step_ms / 1000.0, args.hold_at_peak)
     except (OSError, TtfError) as e:
         print(f"test_mesh_allocation: {e}", file=sys.stderr)
         return 1

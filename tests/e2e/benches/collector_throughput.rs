@@ -21,6 +21,7 @@
 
 mod common;
 use common::*;
+use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -32,11 +33,134 @@ use ttalloc_ring::{producer_clock, EventBody, Kind, Region, RingReader};
 const RING_SLOTS: u64 = 1 << 20; // the shim's default (TTALLOC_RING_EVENTS)
 const LIVE_SLOTS: u64 = 1 << 18;
 
+/// Issue 6: what the collector runs besides draining, in the "live" section.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Live {
+    Off,
+    /// `--monitor` off a terminal: the plain table, stdout to /dev/null.
+    Table,
+    /// `--monitor` full screen, in a tmux terminal.
+    Screen,
+    /// `--metrics`, scraped every 10 ms.
+    Metrics,
+    /// `--metrics`, scraped every second (Prometheus scrapes every 15–60 s).
+    MetricsSlow,
+    /// Full screen and metrics scraped every 10 ms.
+    Both,
+}
+
+impl Live {
+    fn name(self) -> &'static str {
+        match self {
+            Live::Off => "off (plain collector)",
+            Live::Table => "--monitor, plain table (stdout not a terminal)",
+            Live::Screen => "--monitor, full screen (tmux terminal)",
+            Live::Metrics => "--metrics, scraped every 10 ms",
+            Live::MetricsSlow => "--metrics, scraped every 1 s",
+            Live::Both => "--monitor full screen + --metrics scraped every 10 ms",
+        }
+    }
+    fn command(self) -> &'static str {
+        match self {
+            Live::Off => "ttalloc-collect --shm-dir D --out F -q",
+            Live::Table => "ttalloc-collect --shm-dir D --out F -q --monitor > /dev/null",
+            Live::Screen => "tmux new-session -d -x 160 -y 50 'ttalloc-collect --shm-dir D --out F -q --monitor'",
+            Live::Metrics => "ttalloc-collect --shm-dir D --out F -q --metrics 127.0.0.1:0 & while :; do curl ADDR/metrics; sleep 0.01; done",
+            Live::MetricsSlow => "the same, sleep 1",
+            Live::Both => "tmux … 'ttalloc-collect --shm-dir D --out F -q --monitor --metrics 127.0.0.1:0' & the 10 ms scrape loop",
+        }
+    }
+    fn screen(self) -> bool {
+        matches!(self, Live::Screen | Live::Both)
+    }
+    fn metrics(self) -> bool {
+        matches!(self, Live::Metrics | Live::MetricsSlow | Live::Both)
+    }
+    fn scrape_every(self) -> Duration {
+        Duration::from_millis(if self == Live::MetricsSlow { 1000 } else { 10 })
+    }
+}
+
+/// The collector under test: our child, or a process in a tmux terminal of its own.
+enum Proc {
+    Child(Child),
+    Tmux { pid: u32, server: TmuxServer, status: std::path::PathBuf },
+}
+
+/// A tmux server of the bench's own, killed when dropped (also on a panic).
+struct TmuxServer(String);
+
+impl Drop for TmuxServer {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.0, "kill-server"]).output();
+    }
+}
+
+impl Proc {
+    fn id(&self) -> u32 {
+        match self {
+            Proc::Child(c) => c.id(),
+            Proc::Tmux { pid, .. } => *pid,
+        }
+    }
+    /// SIGINT and wait; its exit status ("0" when it succeeded).
+    fn stop(self) -> String {
+        unsafe { libc::kill(self.id() as libc::pid_t, libc::SIGINT) };
+        match self {
+            Proc::Child(mut c) => c.wait().expect("wait collector").code().map_or("killed".into(), |c| c.to_string()),
+            Proc::Tmux { server, status, .. } => {
+                let t0 = Instant::now();
+                // The shell creates the file before it writes the status.
+                let code = loop {
+                    match std::fs::read_to_string(&status) {
+                        Ok(s) if !s.trim().is_empty() => break s.trim().to_string(),
+                        _ if t0.elapsed() > Duration::from_secs(60) => break "no status after 60 s".into(),
+                        _ => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                };
+                drop(server);
+                code
+            }
+        }
+    }
+}
+
+/// Scrapes a metrics endpoint every `every` until finished; counts the scrapes.
+struct Scraper {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Scraper {
+    fn start(addr: String, every: Duration) -> Scraper {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut n = 0;
+            while !s.load(Ordering::Relaxed) {
+                ttalloc_e2e::scrape(&addr).expect("scrape");
+                n += 1;
+                let t0 = Instant::now();
+                while t0.elapsed() < every && !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10).min(every));
+                }
+            }
+            n
+        });
+        Scraper { stop, thread: Some(thread) }
+    }
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().map_or(0, |t| t.join().unwrap())
+    }
+}
+
 struct Rig {
     shm: tempfile::TempDir,
     out: tempfile::TempDir,
     region: Arc<Region>,
-    collector: Child,
+    collector: Proc,
+    scraper: Option<Scraper>,
 }
 
 fn region_in(dir: &std::path::Path) -> Region {
@@ -65,19 +189,85 @@ fn start_collector(shm: &std::path::Path, trace: &std::path::Path) -> Child {
         .expect("spawn ttalloc-collect")
 }
 
+/// The address a collector printed (`ttalloc-collect: metrics at http://ADDR/metrics`).
+fn metrics_addr(line: &str) -> String {
+    line.trim().strip_prefix("ttalloc-collect: metrics at http://").and_then(|s| s.strip_suffix("/metrics")).unwrap_or_else(|| panic!("unexpected {line:?}")).to_string()
+}
+
+/// Starts the collector with `live` on, under `wrap` (e.g. valgrind) if not
+/// empty; returns it and its metrics address (if any).
+fn start_live(shm: &std::path::Path, trace: &std::path::Path, out: &std::path::Path, live: Live, wrap: &[String]) -> (Proc, Option<String>) {
+    let mut args: Vec<String> = wrap.to_vec();
+    args.push(artefact("ttalloc-collect").display().to_string());
+    args.extend(["--shm-dir".into(), shm.display().to_string(), "--out".into(), trace.display().to_string(), "-q".into()]);
+    if matches!(live, Live::Table | Live::Screen | Live::Both) {
+        args.push("--monitor".into());
+    }
+    if live.metrics() {
+        args.extend(["--metrics".into(), "127.0.0.1:0".into()]);
+    }
+    if !live.screen() {
+        let mut c = Command::new(&args[0]).args(&args[1..]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn ttalloc-collect");
+        let addr = live.metrics().then(|| {
+            let mut line = String::new();
+            std::io::BufReader::new(c.stderr.as_mut().unwrap()).read_line(&mut line).unwrap();
+            metrics_addr(&line)
+        });
+        return (Proc::Child(c), addr);
+    }
+    let (pidfile, errfile, status) = (out.join("pid"), out.join("stderr"), out.join("status"));
+    let socket = format!("ttalloc-bench-{}", std::process::id());
+    let inner = format!(
+        "sh -c 'echo $$ > {}; exec {} 2> {}'; echo $? > {}",
+        pidfile.display(),
+        args.join(" "),
+        errfile.display(),
+        status.display()
+    );
+    let o = Command::new("tmux").args(["-L", &socket, "-f", "/dev/null", "new-session", "-d", "-x", "160", "-y", "50", &inner]).env_remove("TMUX").output().expect("tmux (make deps installs it)");
+    assert!(o.status.success(), "tmux: {}", String::from_utf8_lossy(&o.stderr));
+    let server = TmuxServer(socket);
+    let t0 = Instant::now();
+    let pid = loop {
+        if let Some(p) = std::fs::read_to_string(&pidfile).ok().and_then(|s| s.trim().parse().ok()) {
+            break p;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "collector in tmux never started");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let addr = live.metrics().then(|| loop {
+        // A whole line: the file may be read while it is being written.
+        if let Some(l) = std::fs::read_to_string(&errfile).ok().and_then(|s| s.split_once('\n').map(|(l, _)| l.to_string())) {
+            break metrics_addr(&l);
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no metrics address");
+        std::thread::sleep(Duration::from_millis(10));
+    });
+    (Proc::Tmux { pid, server, status }, addr)
+}
+
 impl Rig {
     fn new() -> Rig {
+        Rig::with(Live::Off)
+    }
+
+    fn with(live: Live) -> Rig {
+        Rig::wrapped(live, &[])
+    }
+
+    fn wrapped(live: Live, wrap: &[String]) -> Rig {
         let shm = shm_dir();
         let out = tempfile::tempdir().expect("tempdir");
         let region = Arc::new(region_in(shm.path()));
-        let collector = start_collector(shm.path(), &out.path().join("t.msgpack"));
+        let (collector, addr) = start_live(shm.path(), &out.path().join("t.msgpack"), out.path(), live, wrap);
+        let scraper = addr.map(|a| Scraper::start(a, live.scrape_every()));
         // Wait until the collector claimed the region (it scans every 100 ms).
         let t0 = Instant::now();
         while region.header().collector_pid.load(Ordering::Acquire) == 0 {
-            assert!(t0.elapsed() < Duration::from_secs(10), "collector never attached");
+            assert!(t0.elapsed() < Duration::from_secs(60), "collector never attached");
             std::thread::sleep(Duration::from_millis(5));
         }
-        Rig { shm, out, region, collector }
+        Rig { shm, out, region, collector, scraper }
     }
 
     fn trace(&self) -> std::path::PathBuf {
@@ -85,17 +275,25 @@ impl Rig {
     }
 
     /// SIGINT, wait, and the trace's facts.
-    fn stop(mut self) -> TraceFacts {
-        sigint(&self.collector);
-        let st = self.collector.wait().expect("wait collector");
-        assert!(st.success(), "collector exit {st:?}");
+    fn stop(self) -> TraceFacts {
+        self.stop_live().0
+    }
+
+    /// Also the number of scrapes made while it ran (with `--metrics`).
+    fn stop_live(self) -> (TraceFacts, Option<u64>) {
+        let trace = self.trace();
+        let Rig { shm, out, region, collector, scraper } = self;
+        let scrapes = scraper.map(Scraper::finish);
+        let code = collector.stop();
+        assert_eq!(code, "0", "collector exit status");
         if let Some(keep) = std::env::var_os("TTALLOC_BENCH_KEEP") {
-            let _ = std::fs::copy(self.trace(), keep);
+            let _ = std::fs::copy(&trace, keep);
         }
-        let f = trace_facts(&self.trace());
-        self.region.unlink();
-        drop(self.shm);
-        f
+        let f = trace_facts(&trace);
+        region.unlink();
+        drop(shm);
+        drop(out);
+        (f, scrapes)
     }
 }
 
@@ -145,13 +343,36 @@ fn emit(r: &Region, b: &EventBody) -> bool {
 struct Sat {
     events: u64,
     wall: Duration,
+    /// From starting the collector to its exit.
+    alive: Duration,
     collector_cpu: Duration,
+    /// CPU of the collector's main thread alone: the drain loop.
+    drain_cpu: Duration,
     facts: TraceFacts,
+    scrapes: Option<u64>,
+}
+
+/// utime + stime of a process's main thread (the collector's drain loop), from /proc/PID/task/PID/stat.
+fn thread_cpu(pid: u32) -> Option<Duration> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/stat")).ok()?;
+    let f: Vec<&str> = s[s.rfind(')')? + 2..].split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Some(Duration::from_nanos(ticks * 1_000_000_000 / hz.max(1)))
 }
 
 /// Back-pressured producers: wait for room instead of dropping.
 fn saturation(threads: u64, total: u64) -> Sat {
-    let rig = Rig::new();
+    saturation_with(threads, total, Live::Off)
+}
+
+fn saturation_with(threads: u64, total: u64, live: Live) -> Sat {
+    saturation_wrapped(threads, total, live, &[])
+}
+
+fn saturation_wrapped(threads: u64, total: u64, live: Live, wrap: &[String]) -> Sat {
+    let born = Instant::now();
+    let rig = Rig::wrapped(live, wrap);
     let per = total / threads;
     let barrier = Arc::new(Barrier::new(threads as usize + 1));
     let hs: Vec<_> = (0..threads)
@@ -177,6 +398,7 @@ fn saturation(threads: u64, total: u64) -> Sat {
         })
         .collect();
     let cpu0 = proc_cpu(rig.collector.id()).unwrap_or_default();
+    let drain0 = thread_cpu(rig.collector.id()).unwrap_or_default();
     barrier.wait();
     let t0 = Instant::now();
     for h in hs {
@@ -188,8 +410,10 @@ fn saturation(threads: u64, total: u64) -> Sat {
     }
     let wall = t0.elapsed();
     let cpu1 = proc_cpu(rig.collector.id()).unwrap_or_default();
-    let facts = rig.stop();
-    Sat { events: per * threads, wall, collector_cpu: cpu1.saturating_sub(cpu0), facts }
+    let drain1 = thread_cpu(rig.collector.id()).unwrap_or_default();
+    let (facts, scrapes) = rig.stop_live();
+    let alive = born.elapsed();
+    Sat { events: per * threads, wall, alive, collector_cpu: cpu1.saturating_sub(cpu0), drain_cpu: drain1.saturating_sub(drain0), facts, scrapes }
 }
 
 struct Offered {
@@ -265,6 +489,122 @@ fn idle(with_ring: bool, secs: u64) -> Duration {
     b.saturating_sub(a)
 }
 
+/// Issue 6: drain rate with the live view / metrics on, against off, in
+/// interleaved rounds with a rotating order (so drift on a shared machine,
+/// and whatever the previous run leaves behind, hit every variant alike).
+fn live_section(rep: &mut Report, q: bool) {
+    let threads = 1;
+    let total: u64 = if q { 1_000_000 } else { 4_000_000 };
+    let n = rounds(if q { 1 } else { 5 });
+    let tmux = Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
+    let variants: Vec<Live> = [Live::Off, Live::Table, Live::Screen, Live::Metrics, Live::MetricsSlow, Live::Both].into_iter().filter(|v| tmux || !v.screen()).collect();
+    let mut wall = vec![Vec::new(); variants.len()];
+    let mut cpu = vec![Vec::new(); variants.len()];
+    let mut drain = vec![Vec::new(); variants.len()];
+    let mut drops = vec![0u64; variants.len()];
+    let mut scrapes = vec![0f64; variants.len()];
+    for round in 0..n {
+        // Each round starts with a different variant: no variant always runs first.
+        for k in 0..variants.len() {
+            let i = (round + k) % variants.len();
+            let v = &variants[i];
+            let s = saturation_with(threads, total, *v);
+            assert_eq!(s.facts.events, s.events, "{v:?}: collector wrote a different number of events");
+            wall[i].push(s.events as f64 / s.wall.as_secs_f64());
+            cpu[i].push(s.events as f64 / s.collector_cpu.as_secs_f64().max(1e-9));
+            drain[i].push(s.events as f64 / s.drain_cpu.as_secs_f64().max(1e-9));
+            drops[i] += s.facts.dropped + s.facts.gaps;
+            scrapes[i] += s.scrapes.unwrap_or(0) as f64 / s.wall.as_secs_f64() / n as f64;
+        }
+    }
+    let (w0, c0, d0) = (median(&wall[0]), median(&cpu[0]), median(&drain[0]));
+    let mut t = Table::new(&[
+        "collector",
+        "rounds",
+        "events/s (wall), median",
+        "ratio to off",
+        "events per drain-thread CPU-s, median",
+        "ratio to off",
+        "events per collector CPU-s (all threads), median",
+        "ratio to off",
+        "drops",
+        "scrapes/s",
+        "events/s (wall) per round, M",
+        "command",
+    ]);
+    for (i, v) in variants.iter().enumerate() {
+        let (w, c, d) = (median(&wall[i]), median(&cpu[i]), median(&drain[i]));
+        t.row(vec![
+            v.name().into(),
+            n.to_string(),
+            format!("{:.2} M", w / 1e6),
+            format!("{:.3}", w / w0),
+            format!("{:.2} M", d / 1e6),
+            format!("{:.3}", d / d0),
+            format!("{:.2} M", c / 1e6),
+            format!("{:.3}", c / c0),
+            drops[i].to_string(),
+            if v.metrics() { f1(scrapes[i]) } else { "–".into() },
+            wall[i].iter().map(|w| format!("{:.2}", w / 1e6)).collect::<Vec<_>>().join(" "),
+            v.command().into(),
+        ]);
+    }
+    rep.table(&format!("Issue 6: drain rate with the live view and metrics on vs off ({threads} producer thread, {total} events per run, rounds interleaved)"), &t);
+    if !tmux {
+        rep.say("tmux missing: the full-screen rows were skipped (`make deps` installs it)\n");
+    }
+}
+
+/// Issue 6, deterministic: instructions the collector's drain loop (thread 1)
+/// executes per event (valgrind callgrind, one count per thread), with the
+/// live view / metrics on vs off — snapshots included, and overstated: under
+/// valgrind draining is ~50× slower while snapshots stay at ≤ 10 per second.
+/// The other threads (view, metrics server) work on the wall clock (refresh,
+/// scrapes), so their cost is given per second of the collector's life.
+fn live_instructions(rep: &mut Report, q: bool) {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        rep.say("valgrind not installed: instructions per event skipped\n");
+        return;
+    }
+    let total: u64 = if q { 100_000 } else { 400_000 };
+    let tmux = Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
+    let variants: Vec<Live> = [Live::Off, Live::Table, Live::Screen, Live::Metrics, Live::MetricsSlow, Live::Both].into_iter().filter(|v| tmux || !v.screen()).collect();
+    let mut t = Table::new(&["collector", "events", "drain thread Ir/event", "ratio to off", "other threads Ir", "collector alive s", "other threads Ir/s", "scrapes", "command"]);
+    let mut base = None;
+    for v in variants {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wrap: Vec<String> = ["valgrind", "-q", "--tool=callgrind", "--separate-threads=yes"].map(String::from).into_iter().chain([format!("--callgrind-out-file={}", dir.path().join("cg.out").display())]).collect();
+        let s = saturation_wrapped(1, total, v, &wrap);
+        assert_eq!(s.facts.events, s.events, "{v:?}: collector wrote a different number of events");
+        let mut main = 0u64;
+        let mut all = 0u64;
+        for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let Some(ir) = text.lines().find_map(|l| l.strip_prefix("summary: ")).and_then(|n| n.trim().parse::<u64>().ok()) else { continue };
+            all += ir;
+            if name.ends_with("-01") {
+                main = ir;
+            }
+        }
+        let m = main as f64 / s.events as f64;
+        let m0 = *base.get_or_insert(m);
+        let other = all - main;
+        t.row(vec![
+            v.name().into(),
+            s.events.to_string(),
+            f0(m),
+            format!("{:.4}", m / m0),
+            format!("{:.1} M", other as f64 / 1e6),
+            f1(s.alive.as_secs_f64()),
+            format!("{:.2} M", other as f64 / 1e6 / s.alive.as_secs_f64()),
+            s.scrapes.map_or("–".into(), |n| n.to_string()),
+            format!("valgrind --tool=callgrind --separate-threads=yes {}", v.command()),
+        ]);
+    }
+    rep.table(&format!("Issue 6: collector instructions per event with the live view and metrics on vs off (callgrind, 1 producer thread, {total} events)"), &t);
+}
+
 fn main() {
     let mut rep = Report::new("collector_throughput");
     let q = quick();
@@ -303,6 +643,13 @@ fn main() {
         ]);
     }
     rep.table(&format!("Target 3: collector saturation ({total} alloc/free events, back-pressured producers, real collector, trace on disk)"), &t);
+
+    if only("live") {
+        live_section(&mut rep, q);
+    }
+    if only("live-ir") {
+        live_instructions(&mut rep, q);
+    }
 
     let rate = 10e6;
     let secs = if q { 0.5 } else { 1.0 };

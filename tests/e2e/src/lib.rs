@@ -208,3 +208,72 @@ pub fn real_wheel_lib(version: &str) -> Option<PathBuf> {
     }
     panic!("{} is missing: run `make wheels` (or set TTALLOC_SKIP_REAL_WHEELS=1 to skip loudly)", p.display());
 }
+
+/// One scrape of a Prometheus text endpoint: series (`name{labels}`) → value.
+/// Values are exact integers here (ttalloc exports only integers).
+pub fn scrape(addr: &str) -> Result<BTreeMap<String, u64>, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).ok();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut r = String::new();
+    s.read_to_string(&mut r).map_err(|e| e.to_string())?;
+    let (head, body) = r.split_once("\r\n\r\n").ok_or("no HTTP body")?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return Err(head.to_string());
+    }
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').ok_or_else(|| format!("bad line {l:?}"))?;
+            Ok((k.to_string(), v.parse().map_err(|e| format!("{l:?}: {e}"))?))
+        })
+        .collect()
+}
+
+/// A collector started with `--metrics 127.0.0.1:0` (and `extra` arguments):
+/// the address it printed, and the rest of its stderr.
+pub struct MetricsCollector {
+    pub child: std::process::Child,
+    pub addr: String,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+pub fn start_metrics_collector(shm: &ShmDir, trace: &Path, extra: &[&str]) -> MetricsCollector {
+    use std::io::BufRead;
+    let mut child = Command::new(artefact("ttalloc-collect"))
+        .arg("--out")
+        .arg(trace)
+        .arg("--shm-dir")
+        .arg(shm.path())
+        .args(["--metrics", "127.0.0.1:0"])
+        .args(extra)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start collector");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let first = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("collector said nothing");
+    let addr = first
+        .strip_prefix("ttalloc-collect: metrics at http://")
+        .and_then(|s| s.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    MetricsCollector { child, addr, stderr: rx }
+}
+
+impl MetricsCollector {
+    /// SIGTERM and wait: the trace is finished cleanly. Returns its stderr.
+    pub fn stop(mut self) -> String {
+        unsafe { libc_kill(self.child.id() as i32, 15) };
+        let st = self.child.wait().expect("collector exit");
+        let err: Vec<String> = self.stderr.iter().collect();
+        assert!(st.success(), "collector: {st:?}\n{}", err.join("\n"));
+        err.join("\n")
+    }
+}
