@@ -364,8 +364,6 @@ struct Pass1 {
     model: Model,
     clock: Clock,
     evbuf: Vec<ChipEvent>,
-    /// (chip, type) → (peak, ordinal of the record that reached it).
-    peak_ord: HashMap<(i32, BufferType), (u64, u64)>,
     l1_peak: HashMap<i32, L1Peak>,
     dirty: Vec<i32>,
     leaks: Vec<RawLeak>,
@@ -417,13 +415,9 @@ impl Pass1 {
                     },
                 });
             }
-            let key = (e.chip, e.btype);
-            let Some(u) = self.model.usage.get(&key) else { continue };
-            let slot = self.peak_ord.entry(key).or_insert((0, 0));
-            if u.peak > slot.0 {
-                *slot = (u.peak, ord);
-            }
             if let Some(tl) = &mut self.timeline {
+                let key = (e.chip, e.btype);
+                let Some(u) = self.model.usage.get(&key) else { continue };
                 let ts = if e.ts_ns == 0 { self.clock.last_of(e.p).unwrap_or(0) } else { e.ts_ns };
                 tl.add(key, ts, u.current);
             }
@@ -467,7 +461,6 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
         model: Model::new(),
         clock: Clock::default(),
         evbuf: Vec::new(),
-        peak_ord: HashMap::new(),
         l1_peak: HashMap::new(),
         dirty: Vec::new(),
         leaks: Vec::new(),
@@ -592,9 +585,11 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
     if two {
         let mut targets: BTreeMap<u64, Vec<Target>> = BTreeMap::new();
         if opts.peak_live {
-            for (&(chip, t), &(peak, ord)) in &st.peak_ord {
-                if peak > 0 {
-                    targets.entry(ord).or_default().push(Target::Peak(chip, t));
+            // The model notes the record that reached each peak (`peak_record`,
+            // the same ordinal as `Source::ordinal`).
+            for (&(chip, t), u) in &st.model.usage {
+                if u.peak > 0 {
+                    targets.entry(u.peak_record).or_default().push(Target::Peak(chip, t));
                 }
             }
         }

@@ -10,7 +10,7 @@
 use crate::record::*;
 use crate::writer::{tag, Prev};
 use std::fmt;
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead};
 
 /// Named records above this size are refused (a real one is a few KiB).
 const MAX_NAMED_BYTES: u32 = 1 << 20;
@@ -37,14 +37,27 @@ impl fmt::Display for TraceError {
 }
 impl std::error::Error for TraceError {}
 
-/// Why a record could not be decoded from the bytes at hand.
+/// Why a record could not be decoded from the bytes at hand. Small and
+/// heap-free: it travels through every `?` of the hot path.
 enum DecodeError {
     /// The bytes end inside the record: more are needed.
     Short,
-    /// The bytes are not a valid record.
-    Bad(String),
+    /// The bytes are not a valid record: what was wrong, and the value.
+    Bad(&'static str, u64),
+    /// A named record's body did not deserialize.
+    Body(String),
 }
-use DecodeError::{Bad, Short};
+use DecodeError::{Bad, Body, Short};
+
+impl DecodeError {
+    fn message(self) -> String {
+        match self {
+            Short => "record cut short".into(),
+            Bad(what, v) => format!("{what} {v}"),
+            Body(e) => format!("body: {e}"),
+        }
+    }
+}
 
 /// A msgpack cursor over a byte slice: just what the trace format uses.
 struct Cur<'a> {
@@ -65,64 +78,84 @@ impl<'a> Cur<'a> {
         self.i += n;
         Ok(s)
     }
+    /// A big-endian unsigned of N bytes.
     #[inline(always)]
-    fn be(&mut self, n: usize) -> Result<u64, DecodeError> {
-        Ok(self.take(n)?.iter().fold(0u64, |a, &x| (a << 8) | x as u64))
+    fn be<const N: usize>(&mut self) -> Result<u64, DecodeError> {
+        let s = self.take(N)?;
+        let mut a = [0u8; 8];
+        a[8 - N..].copy_from_slice(s);
+        Ok(u64::from_be_bytes(a))
     }
-    /// Any msgpack integer, widened.
+    /// Any msgpack integer as (magnitude bits, negative).
     #[inline(always)]
-    fn int(&mut self) -> Result<i128, DecodeError> {
+    fn int(&mut self) -> Result<(u64, bool), DecodeError> {
         let m = self.byte()?;
         Ok(match m {
-            0x00..=0x7f => m as i128,
-            0xe0..=0xff => m as i8 as i128,
-            0xcc => self.be(1)? as i128,
-            0xcd => self.be(2)? as i128,
-            0xce => self.be(4)? as i128,
-            0xcf => self.be(8)? as i128,
-            0xd0 => self.be(1)? as u8 as i8 as i128,
-            0xd1 => self.be(2)? as u16 as i16 as i128,
-            0xd2 => self.be(4)? as u32 as i32 as i128,
-            0xd3 => self.be(8)? as i64 as i128,
-            _ => return Err(Bad(format!("expected an integer, found marker {m:#04x}"))),
+            0x00..=0x7f => (m as u64, false),
+            0xe0..=0xff => (m as i8 as i64 as u64, true),
+            0xcc => (self.be::<1>()?, false),
+            0xcd => (self.be::<2>()?, false),
+            0xce => (self.be::<4>()?, false),
+            0xcf => (self.be::<8>()?, false),
+            0xd0 => {
+                let v = self.be::<1>()? as u8 as i8 as i64;
+                (v as u64, v < 0)
+            }
+            0xd1 => {
+                let v = self.be::<2>()? as u16 as i16 as i64;
+                (v as u64, v < 0)
+            }
+            0xd2 => {
+                let v = self.be::<4>()? as u32 as i32 as i64;
+                (v as u64, v < 0)
+            }
+            0xd3 => {
+                let v = self.be::<8>()? as i64;
+                (v as u64, v < 0)
+            }
+            _ => return Err(Bad("expected an integer, found marker", m as u64)),
         })
     }
     #[inline(always)]
     fn u64(&mut self) -> Result<u64, DecodeError> {
-        let v = self.int()?;
-        u64::try_from(v).map_err(|_| Bad(format!("integer {v} out of range")))
+        match self.int()? {
+            (v, false) => Ok(v),
+            (v, true) => Err(Bad("negative integer where an unsigned one belongs:", v as i64 as u64)),
+        }
     }
     #[inline(always)]
     fn i64(&mut self) -> Result<i64, DecodeError> {
-        let v = self.int()?;
-        i64::try_from(v).map_err(|_| Bad(format!("integer {v} out of range")))
+        match self.int()? {
+            (v, false) if v > i64::MAX as u64 => Err(Bad("integer out of range:", v)),
+            (v, _) => Ok(v as i64),
+        }
     }
     fn array_len(&mut self) -> Result<u32, DecodeError> {
         let m = self.byte()?;
         Ok(match m {
             0x90..=0x9f => (m & 0x0f) as u32,
-            0xdc => self.be(2)? as u32,
-            0xdd => self.be(4)? as u32,
-            _ => return Err(Bad(format!("expected an array, found marker {m:#04x}"))),
+            0xdc => self.be::<2>()? as u32,
+            0xdd => self.be::<4>()? as u32,
+            _ => return Err(Bad("expected an array, found marker", m as u64)),
         })
     }
     fn bin_len(&mut self) -> Result<u32, DecodeError> {
         let m = self.byte()?;
         Ok(match m {
-            0xc4 => self.be(1)? as u32,
-            0xc5 => self.be(2)? as u32,
-            0xc6 => self.be(4)? as u32,
-            _ => return Err(Bad(format!("expected bin, found marker {m:#04x}"))),
+            0xc4 => self.be::<1>()? as u32,
+            0xc5 => self.be::<2>()? as u32,
+            0xc6 => self.be::<4>()? as u32,
+            _ => return Err(Bad("expected bin, found marker", m as u64)),
         })
     }
     fn str_len(&mut self) -> Result<u32, DecodeError> {
         let m = self.byte()?;
         Ok(match m {
             0xa0..=0xbf => (m & 0x1f) as u32,
-            0xd9 => self.be(1)? as u32,
-            0xda => self.be(2)? as u32,
-            0xdb => self.be(4)? as u32,
-            _ => return Err(Bad(format!("expected a string, found marker {m:#04x}"))),
+            0xd9 => self.be::<1>()? as u32,
+            0xda => self.be::<2>()? as u32,
+            0xdb => self.be::<4>()? as u32,
+            _ => return Err(Bad("expected a string, found marker", m as u64)),
         })
     }
 }
@@ -241,7 +274,7 @@ impl<R: BufRead> TraceReader<R> {
                 // The file ends inside the record: a cut, not corruption.
                 Err(Short) if self.eof => self.err(start, "trace cut short inside a record", true),
                 Err(Short) => self.err(start, "corrupt record: longer than any record can be", false),
-                Err(Bad(m)) => self.err(start, format!("corrupt record: {m}"), false),
+                Err(e) => self.err(start, format!("corrupt record: {}", e.message()), false),
             };
             self.done = true;
             if !self.started {
@@ -275,7 +308,7 @@ impl<R: BufRead> TraceReader<R> {
 #[inline(always)]
 fn check_p(prev: &mut Vec<Prev>, p: u64) -> Result<u32, DecodeError> {
     if p >= MAX_PROCESSES as u64 {
-        return Err(Bad(format!("process index {p}")));
+        return Err(Bad("process index", p));
     }
     if prev.len() <= p as usize {
         prev.resize(p as usize + 1, Prev::default());
@@ -289,20 +322,20 @@ fn decode(b: &[u8], prev: &mut Vec<Prev>) -> Result<(Record, usize), DecodeError
     let mut c = Cur { b, i: 0 };
     let len = c.array_len()?;
     if !(2..=16).contains(&len) {
-        return Err(Bad(format!("array of {len}")));
+        return Err(Bad("array of", len as u64));
     }
     let t = c.u64()?;
-    let want = |n: u32| if len == n { Ok(()) } else { Err(Bad(format!("tag {t} with {len} fields (expected {n})"))) };
+    let want = |n: u32| if len == n { Ok(()) } else { Err(Bad("wrong number of fields for the record's tag:", len as u64)) };
     let t = match u8::try_from(t) {
         Ok(t) => t,
-        Err(_) => return Err(Bad(format!("unknown tag {t}"))),
+        Err(_) => return Err(Bad("unknown tag", t)),
     };
     let r = match t {
         tag::HEADER | tag::PROCESS | tag::MESH | tag::PROCESS_END | tag::FOOTER => {
             want(2)?;
             let n = c.bin_len()?;
             if n > MAX_NAMED_BYTES {
-                return Err(Bad(format!("{n}-byte body")));
+                return Err(Bad("named record too long: byte body of", n as u64));
             }
             let body = c.take(n as usize)?;
             let r = match t {
@@ -312,7 +345,7 @@ fn decode(b: &[u8], prev: &mut Vec<Prev>) -> Result<(Record, usize), DecodeError
                 tag::PROCESS_END => rmp_serde::from_slice(body).map(Record::ProcessEnd),
                 _ => rmp_serde::from_slice(body).map(Record::Footer),
             };
-            let r = r.map_err(|e| Bad(format!("body: {e}")))?;
+            let r = r.map_err(|e| Body(e.to_string()))?;
             if let Some(p) = r.process() {
                 check_p(prev, p as u64)?;
             }
@@ -329,7 +362,7 @@ fn decode(b: &[u8], prev: &mut Vec<Prev>) -> Result<(Record, usize), DecodeError
             let at_seq = c.u64()?;
             let n = c.str_len()?;
             if n > MAX_STR {
-                return Err(Bad("long reason".into()));
+                return Err(Bad("resync reason too long: bytes", n as u64));
             }
             let s = c.take(n as usize)?;
             Record::Resync { p, at_seq, reason: String::from_utf8_lossy(s).into_owned() }
@@ -393,7 +426,7 @@ fn decode(b: &[u8], prev: &mut Vec<Prev>) -> Result<(Record, usize), DecodeError
                     want(10)?;
                     Record::AllocFailed { ev, chip: c.i64()? as i32, btype: c.u64()? as u8, size: c.u64()?, program: c.u64()?, what: c.u64()? as u8 }
                 }
-                other => return Err(Bad(format!("unknown tag {other}"))),
+                other => return Err(Bad("unknown tag", other as u64)),
             };
             // Complete: commit the delta state.
             prev[p as usize] = Prev { seq, ts: ts_ns };
