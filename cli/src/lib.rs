@@ -16,6 +16,7 @@ pub mod replay;
 pub mod report;
 pub mod source;
 pub mod summary;
+mod trailing;
 pub mod units;
 
 pub use source::Error;

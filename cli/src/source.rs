@@ -57,6 +57,24 @@ impl Cut {
     }
 }
 
+/// A progress bar on stderr for a long replay of `trace` — `len` units
+/// (`bytes` or `records`) — if stderr is a terminal and the file is large.
+pub fn bar(trace: &Path, len: u64, unit: &str, label: &str) -> Option<ProgressBar> {
+    let size = std::fs::metadata(trace).map(|m| m.len()).unwrap_or(0);
+    if size < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let template = if unit == "bytes" {
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}".to_string()
+    } else {
+        format!("{{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} eta {{eta}}")
+    };
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(4));
+    bar.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    bar.set_message(format!("ttalloc: {label}"));
+    Some(bar)
+}
+
 pub struct Source {
     pub path: PathBuf,
     reader: TraceReader<BufReader<std::fs::File>>,
@@ -74,19 +92,7 @@ impl Source {
     pub fn open(path: &Path, label: Option<&str>) -> Result<Source, Error> {
         let reader = reader::open(path).map_err(|e| Error::trace(path, &e))?;
         let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let bar = match label {
-            Some(label) if len >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal() => {
-                let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(4));
-                bar.set_style(
-                    ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                );
-                bar.set_message(format!("ttalloc: {label}"));
-                Some(bar)
-            }
-            _ => None,
-        };
+        let bar = label.and_then(|label| bar(path, len, "bytes", label));
         Ok(Source { path: path.to_path_buf(), reader, bar, ordinal: 0, len, cut: None, finished: false })
     }
 

@@ -9,6 +9,7 @@
 //! up to the last of those records and snapshots the live set there.
 
 use crate::source::{Cut, Error, Source};
+use crate::trailing::{self, Snapshot, Trailing};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -341,8 +342,9 @@ impl TimelineBuilder {
     }
 }
 
-#[derive(Clone, Copy)]
-struct L1Peak {
+/// Where a chip's L1 footprint (L1 + L1_SMALL + CB) peaked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct L1Peak {
     total: u64,
     ord: u64,
     p: u32,
@@ -440,10 +442,29 @@ impl Pass1 {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Target {
+/// A live set pass 2 snapshots: at a chip × type peak, or at a chip's L1 peak (for its map).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Target {
     Peak(i32, BufferType),
     L1(i32),
+}
+
+impl Pass1 {
+    /// The record at which each target peaks, as of now.
+    fn targets(&self, opts: &Options) -> trailing::Peaks {
+        let mut t = Vec::new();
+        if opts.peak_live {
+            // The model notes the record that reached each peak (`peak_record`,
+            // the same ordinal as `Source::ordinal`).
+            t.extend(self.model.usage.iter().filter(|(_, u)| u.peak > 0).map(|(&(chip, bt), u)| (Target::Peak(chip, bt), u.peak_record)));
+        }
+        let mut l1 = Vec::new();
+        if opts.l1_maps {
+            t.extend(self.l1_peak.iter().map(|(&chip, pk)| (Target::L1(chip), pk.ord)));
+            l1.extend(self.l1_peak.iter().map(|(&c, pk)| (c, *pk)));
+        }
+        (t, l1)
+    }
 }
 
 /// `summarize_with` with the default options (pass 2 on, 20 entries per peak).
@@ -454,6 +475,11 @@ pub fn summarize(path: &Path) -> Result<Summary, Error> {
 /// Replays the trace at `path` into a summary. A cut-short trace is not an
 /// error: `trace.cut` says where it stopped.
 pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
+    summarize_lagging(path, opts, trailing::LAG)
+}
+
+/// `summarize_with`, pass 2 trailing `lag` records behind pass 1.
+pub(crate) fn summarize_lagging(path: &Path, opts: &Options, lag: u64) -> Result<Summary, Error> {
     let two = opts.peak_live || opts.l1_maps;
     let label = opts.progress.then_some(if two { "replay pass 1/2" } else { "replay" });
     let mut src = Source::open(path, label)?;
@@ -468,8 +494,16 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
         timeline: (opts.timeline > 0).then(|| TimelineBuilder::new(opts.timeline)),
         l1_maps: opts.l1_maps,
     };
+    // Pass 2 (the live sets at the peaks) trails this pass on another thread.
+    let trailing = two.then(|| Trailing::start(path, opts, lag));
     while let Some(r) = src.next_record()? {
         st.apply(src.ordinal, &r);
+        if let Some(t) = &trailing {
+            if src.ordinal % t.publish_every == 0 {
+                let (targets, l1) = st.targets(opts);
+                t.publish(src.ordinal, targets, l1, false);
+            }
+        }
     }
     let records = src.ordinal;
     let cut = src.cut.clone();
@@ -582,26 +616,27 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
     s.leaks = group_leaks(std::mem::take(&mut st.leaks), &pid_of);
     s.timeline = st.timeline.take().map(TimelineBuilder::finish);
 
-    if two {
-        let mut targets: BTreeMap<u64, Vec<Target>> = BTreeMap::new();
-        if opts.peak_live {
-            // The model notes the record that reached each peak (`peak_record`,
-            // the same ordinal as `Source::ordinal`).
-            for (&(chip, t), u) in &st.model.usage {
-                if u.peak > 0 {
-                    targets.entry(u.peak_record).or_default().push(Target::Peak(chip, t));
-                }
-            }
-        }
-        if opts.l1_maps {
-            for (&chip, pk) in &st.l1_peak {
-                targets.entry(pk.ord).or_default().push(Target::L1(chip));
-            }
-        }
-        let l1_peak = std::mem::take(&mut st.l1_peak);
-        let clock = std::mem::take(&mut st.clock);
+    if let Some(t) = trailing {
+        let (targets, l1) = st.targets(opts);
+        let last = targets.iter().map(|(_, ord)| *ord).max().unwrap_or(0);
+        t.publish(records, targets.clone(), l1, true);
         drop(st);
-        pass2(path, opts, targets, &clock, &l1_peak, &mut s)?;
+        let snaps = t.join_showing(opts.progress.then_some(path), last)?;
+        for (target, ord) in targets {
+            match (target, snaps.get(&target)) {
+                (Target::Peak(chip, bt), Some((at, Snapshot::Peak(items, rest)))) if *at == ord => {
+                    if let Some(ts) = s.chips.get_mut(&chip).and_then(|c| c.get_mut(bt.name())) {
+                        ts.peak_live = items.clone();
+                        ts.peak_live_rest = *rest;
+                    }
+                }
+                (Target::L1(chip), Some((at, Snapshot::L1(m)))) if *at == ord => {
+                    s.l1_maps.insert(chip, m.clone());
+                }
+                // Pass 2 stopped early: the trace changed under it, or was cut before the peak.
+                _ => return Err(Error::new(path.display().to_string(), "the trace changed while it was replayed")),
+            }
+        }
     }
     Ok(s)
 }
@@ -672,39 +707,7 @@ pub fn live_on(m: &Model, clock: &Clock, chip: i32, btype: BufferType, top: usiz
     (items, rest)
 }
 
-fn pass2(path: &Path, opts: &Options, targets: BTreeMap<u64, Vec<Target>>, clock: &Clock, l1_peak: &HashMap<i32, L1Peak>, s: &mut Summary) -> Result<(), Error> {
-    let Some(&last) = targets.keys().next_back() else { return Ok(()) };
-    let mut src = Source::open(path, opts.progress.then_some("replay pass 2/2"))?;
-    let mut model = Model::new();
-    while let Some(r) = src.next_record()? {
-        model.apply(&r, &mut |_| {});
-        let ord = src.ordinal;
-        if let Some(ts) = targets.get(&ord) {
-            for t in ts {
-                match *t {
-                    Target::Peak(chip, bt) => {
-                        let (items, rest) = live_on(&model, clock, chip, bt, opts.top);
-                        if let Some(ts) = s.chips.get_mut(&chip).and_then(|c| c.get_mut(bt.name())) {
-                            ts.peak_live = items;
-                            ts.peak_live_rest = rest;
-                        }
-                    }
-                    Target::L1(chip) => {
-                        if let Some(pk) = l1_peak.get(&chip) {
-                            s.l1_maps.insert(chip, l1_map(&model, clock, chip, pk, opts));
-                        }
-                    }
-                }
-            }
-        }
-        if ord >= last {
-            break;
-        }
-    }
-    Ok(())
-}
-
-fn l1_map(m: &Model, clock: &Clock, chip: i32, pk: &L1Peak, opts: &Options) -> L1Map {
+pub(crate) fn l1_map(m: &Model, clock: &Clock, chip: i32, pk: &L1Peak, opts: &Options) -> L1Map {
     let banks = opts.l1_banks.max(1) as u64;
     let mut ranges: Vec<L1Range> = m
         .live()

@@ -203,11 +203,20 @@ pub struct Model {
     pub gaps: u64,
     pub alloc_failures: u64,
     pub records: u64,
+    /// Keep the live set only: no usage accounting (see `live_only`).
+    live_only: bool,
 }
 
 impl Model {
     pub fn new() -> Model {
         Model::default()
+    }
+
+    /// A model that keeps only what is live (and the chip-level events):
+    /// `usage`/`proc_usage` stay empty. For a replay that only wants the
+    /// live set at chosen moments, at a fraction of the cost.
+    pub fn live_only() -> Model {
+        Model { live_only: true, ..Model::default() }
     }
 
     fn proc_mut(&mut self, p: u32) -> &mut ProcState {
@@ -403,7 +412,9 @@ impl Model {
         let record = self.records;
         for &chip in chips.as_slice() {
             ce.chip = chip;
-            if lkind == LiveKind::Buffer {
+            if self.live_only {
+                // no accounting
+            } else if lkind == LiveKind::Buffer {
                 for u in both(&mut self.usage, &mut self.proc_usage, p, chip, btype) {
                     u.allocs += 1;
                     u.live_count += 1;
@@ -477,7 +488,9 @@ impl Model {
         let bytes = live.bytes();
         for &chip in live.chips() {
             ce.chip = chip;
-            if live.kind == LiveKind::Buffer {
+            if self.live_only {
+                // no accounting
+            } else if live.kind == LiveKind::Buffer {
                 for u in both(&mut self.usage, &mut self.proc_usage, p, chip, live.btype) {
                     u.frees += 1;
                     u.live_count = u.live_count.saturating_sub(1);
