@@ -59,16 +59,29 @@ impl DecodeError {
     }
 }
 
+/// Bytes an event record can never exceed in this format: array marker (5),
+/// tag (9), process, seq, time, thread (4 × 9), up to 7 more fields (7 × 9) = 113.
+/// With at least this many bytes at hand an event is decoded without bounds checks.
+const FAST_MIN: usize = 128;
+
 /// A msgpack cursor over a byte slice: just what the trace format uses.
-struct Cur<'a> {
+/// `CHECKED = false` only for event records in slices of `FAST_MIN` bytes or more.
+struct Cur<'a, const CHECKED: bool> {
     b: &'a [u8],
     i: usize,
 }
 
-impl<'a> Cur<'a> {
+impl<'a, const CHECKED: bool> Cur<'a, CHECKED> {
     #[inline(always)]
     fn byte(&mut self) -> Result<u8, DecodeError> {
-        let v = *self.b.get(self.i).ok_or(Short)?;
+        let v = if CHECKED {
+            *self.b.get(self.i).ok_or(Short)?
+        } else {
+            debug_assert!(self.i < self.b.len());
+            // SAFETY: an unchecked cursor reads one event record from a slice of
+            // at least FAST_MIN bytes, more than any event record can span.
+            unsafe { *self.b.get_unchecked(self.i) }
+        };
         self.i += 1;
         Ok(v)
     }
@@ -81,9 +94,17 @@ impl<'a> Cur<'a> {
     /// A big-endian unsigned of N bytes.
     #[inline(always)]
     fn be<const N: usize>(&mut self) -> Result<u64, DecodeError> {
-        let s = self.take(N)?;
+        let s: [u8; N] = if CHECKED {
+            self.take(N)?.try_into().map_err(|_| Short)?
+        } else {
+            debug_assert!(self.i + N <= self.b.len());
+            // SAFETY: as in `byte`.
+            let s = unsafe { self.b.as_ptr().add(self.i).cast::<[u8; N]>().read_unaligned() };
+            self.i += N;
+            s
+        };
         let mut a = [0u8; 8];
-        a[8 - N..].copy_from_slice(s);
+        a[8 - N..].copy_from_slice(&s);
         Ok(u64::from_be_bytes(a))
     }
     /// Any msgpack integer as (magnitude bits, negative).
@@ -318,8 +339,18 @@ fn check_p(prev: &mut Vec<Prev>, p: u64) -> Result<u32, DecodeError> {
 
 /// Decodes one record from the front of `b`: the record and its length.
 /// `prev` (the per-process delta state) changes only when a record is returned.
+#[inline(always)]
 fn decode(b: &[u8], prev: &mut Vec<Prev>) -> Result<(Record, usize), DecodeError> {
-    let mut c = Cur { b, i: 0 };
+    if b.len() >= FAST_MIN {
+        decode_with::<false>(b, prev)
+    } else {
+        decode_with::<true>(b, prev)
+    }
+}
+
+#[inline(always)]
+fn decode_with<const CHECKED: bool>(b: &[u8], prev: &mut Vec<Prev>) -> Result<(Record, usize), DecodeError> {
+    let mut c = Cur::<CHECKED> { b, i: 0 };
     let len = c.array_len()?;
     if !(2..=16).contains(&len) {
         return Err(Bad("array of", len as u64));
@@ -331,46 +362,16 @@ fn decode(b: &[u8], prev: &mut Vec<Prev>) -> Result<(Record, usize), DecodeError
         Err(_) => return Err(Bad("unknown tag", t)),
     };
     let r = match t {
-        tag::HEADER | tag::PROCESS | tag::MESH | tag::PROCESS_END | tag::FOOTER => {
-            want(2)?;
-            let n = c.bin_len()?;
-            if n > MAX_NAMED_BYTES {
-                return Err(Bad("named record too long: byte body of", n as u64));
-            }
-            let body = c.take(n as usize)?;
-            let r = match t {
-                tag::HEADER => rmp_serde::from_slice(body).map(Record::Header),
-                tag::PROCESS => rmp_serde::from_slice::<ProcessInfo>(body).map(Record::Process),
-                tag::MESH => rmp_serde::from_slice::<MeshInfo>(body).map(Record::Mesh),
-                tag::PROCESS_END => rmp_serde::from_slice(body).map(Record::ProcessEnd),
-                _ => rmp_serde::from_slice(body).map(Record::Footer),
-            };
-            let r = r.map_err(|e| Body(e.to_string()))?;
-            if let Some(p) = r.process() {
-                check_p(prev, p as u64)?;
-            }
+        tag::HEADER | tag::PROCESS | tag::MESH | tag::PROCESS_END | tag::FOOTER | tag::GAP | tag::RESYNC | tag::RESYNC_DROP => {
+            want(match t {
+                tag::GAP | tag::RESYNC => 4,
+                tag::RESYNC_DROP => 3,
+                _ => 2,
+            })?;
+            let mut rc = Cur::<true> { b, i: c.i };
+            let r = decode_rare(t, &mut rc, prev)?;
+            c.i = rc.i;
             r
-        }
-        tag::GAP => {
-            want(4)?;
-            let p = check_p(prev, c.u64()?)?;
-            Record::Gap { p, after_seq: c.u64()?, lost: c.u64()? }
-        }
-        tag::RESYNC => {
-            want(4)?;
-            let p = check_p(prev, c.u64()?)?;
-            let at_seq = c.u64()?;
-            let n = c.str_len()?;
-            if n > MAX_STR {
-                return Err(Bad("resync reason too long: bytes", n as u64));
-            }
-            let s = c.take(n as usize)?;
-            Record::Resync { p, at_seq, reason: String::from_utf8_lossy(s).into_owned() }
-        }
-        tag::RESYNC_DROP => {
-            want(3)?;
-            let p = check_p(prev, c.u64()?)?;
-            Record::ResyncDrop { p, alloc_seq: c.u64()? }
         }
         _ => {
             let p = check_p(prev, c.u64()?)?;
@@ -434,6 +435,53 @@ fn decode(b: &[u8], prev: &mut Vec<Prev>) -> Result<(Record, usize), DecodeError
         }
     };
     Ok((r, c.i))
+}
+
+/// The records that are not events (named records, gaps, resyncs): out of
+/// line, so the event path stays small.
+#[cold]
+#[inline(never)]
+fn decode_rare(t: u8, c: &mut Cur<'_, true>, prev: &mut Vec<Prev>) -> Result<Record, DecodeError> {
+    Ok(match t {
+        tag::HEADER | tag::PROCESS | tag::MESH | tag::PROCESS_END | tag::FOOTER => {
+            let n = c.bin_len()?;
+            if n > MAX_NAMED_BYTES {
+                return Err(Bad("named record too long: byte body of", n as u64));
+            }
+            let body = c.take(n as usize)?;
+            let r = match t {
+                tag::HEADER => rmp_serde::from_slice(body).map(Record::Header),
+                tag::PROCESS => rmp_serde::from_slice::<ProcessInfo>(body).map(Record::Process),
+                tag::MESH => rmp_serde::from_slice::<MeshInfo>(body).map(Record::Mesh),
+                tag::PROCESS_END => rmp_serde::from_slice(body).map(Record::ProcessEnd),
+                _ => rmp_serde::from_slice(body).map(Record::Footer),
+            };
+            let r = r.map_err(|e| Body(e.to_string()))?;
+            if let Some(p) = r.process() {
+                check_p(prev, p as u64)?;
+            }
+            r
+        }
+        tag::GAP => {
+            let p = check_p(prev, c.u64()?)?;
+            Record::Gap { p, after_seq: c.u64()?, lost: c.u64()? }
+        }
+        tag::RESYNC => {
+            let p = check_p(prev, c.u64()?)?;
+            let at_seq = c.u64()?;
+            let n = c.str_len()?;
+            if n > MAX_STR {
+                return Err(Bad("resync reason too long: bytes", n as u64));
+            }
+            let s = c.take(n as usize)?;
+            Record::Resync { p, at_seq, reason: String::from_utf8_lossy(s).into_owned() }
+        }
+        tag::RESYNC_DROP => {
+            let p = check_p(prev, c.u64()?)?;
+            Record::ResyncDrop { p, alloc_seq: c.u64()? }
+        }
+        other => return Err(Bad("unknown tag", other as u64)),
+    })
 }
 
 impl<R: BufRead> Iterator for TraceReader<R> {

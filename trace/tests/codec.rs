@@ -209,3 +209,35 @@ fn corruption_mid_file_is_an_error_with_its_offset_not_a_cut() {
     assert_eq!(e.offset, at as u64, "{e}");
     assert!(e.message.starts_with("corrupt record"), "{e}");
 }
+
+mod garbage {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        /// Whatever follows a valid header — random bytes, or valid records
+        /// with bytes flipped — the reader returns records or one error with
+        /// an offset inside the file; it never panics or reads past the data.
+        #[test]
+        fn any_bytes_after_a_header_are_read_or_refused(tail in proptest::collection::vec(any::<u8>(), 0..600), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8)) {
+            let mut bytes = encode(&many(20));
+            for (i, v) in flips {
+                let n = bytes.len();
+                bytes[200 + i % (n - 200)] = v;
+            }
+            bytes.extend_from_slice(&tail);
+            let len = bytes.len() as u64;
+            let mut rd = TraceReader::new(Cursor::new(bytes));
+            let mut errors = 0;
+            for r in rd.by_ref() {
+                if let Err(e) = r {
+                    errors += 1;
+                    prop_assert!(e.offset <= len, "{e}");
+                }
+            }
+            prop_assert!(errors <= 1);
+            prop_assert!(rd.offset() <= len);
+        }
+    }
+}
