@@ -5,7 +5,7 @@ RELEASE := target/release
 TESTLIB := $(CURDIR)/target/testlib
 DEMO_TRACE := target/demo.msgpack
 
-.PHONY: all build testlib demo test test-fast wheels bench clean
+.PHONY: all build testlib demo deps test test-fast wheels bench clean
 
 all: build testlib
 
@@ -26,8 +26,13 @@ demo: all
 wheels:
 	bash scripts/fetch-wheels.sh 0.65.0 0.71.2 0.81.1
 
+## system packages the tests need: Debian's headless-capable Chromium renders
+## the HTML report in tests/e2e/tests/report_html.rs (installed only if missing)
+deps:
+	@test -x /usr/bin/chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-dejavu-core; }
+
 ## every test: unit, end-to-end against the test library, and the real-wheel tier
-test: all wheels
+test: all wheels deps
 	$(CARGO) test --release --workspace
 
 bench: all

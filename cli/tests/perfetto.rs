@@ -2,6 +2,9 @@
 //! for huge traces (the heaviest slices kept, counters downsampled with
 //! their peaks intact, one stderr note saying so).
 
+// MSRV 1.80: no is_multiple_of.
+#![allow(clippy::manual_is_multiple_of)]
+
 mod common;
 use common::trace_event::validate;
 use common::*;
