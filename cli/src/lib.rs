@@ -11,6 +11,7 @@ pub mod diff;
 pub mod doctor;
 pub mod dump;
 pub mod leaks;
+pub mod merge;
 pub mod perfetto;
 pub mod replay;
 pub mod report;
