@@ -202,12 +202,18 @@ pub struct ProcessSummary {
 /// chip → type name → buckets of `[max, last]` (null: no change in that bucket).
 pub type Series = BTreeMap<i32, BTreeMap<String, Vec<Option<[u64; 2]>>>>;
 
-/// Usage over time: per chip × type, `buckets` buckets of `bucket_ns` from
-/// `t0_ns`, each `[max, last]` or null when nothing changed in it.
+/// Usage over the course of the trace. The x axis is the event number (the
+/// order of the traced calls in the trace), not time: allocations come in
+/// bursts, and a time axis squeezes a burst into a pixel. Buckets of
+/// `bucket_events` events each hold `[max, last]` per chip × type, or null
+/// when nothing changed in them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
-    pub t0_ns: u64,
-    pub bucket_ns: u64,
+    /// Events in the trace.
+    pub events: u64,
+    pub bucket_events: u64,
+    /// Per bucket, the time of its last event, ns after the trace's first event (null: no event).
+    pub t_ns: Vec<Option<u64>>,
     pub series: Series,
 }
 
@@ -292,45 +298,59 @@ impl Clock {
     }
 }
 
-/// Fixed-size usage-over-time buckets; the bucket width doubles (pairs merge)
-/// whenever time runs past the end, so memory does not grow with the trace.
+/// Fixed-size usage-over-events buckets; the bucket width doubles (pairs
+/// merge) whenever the events run past the end, so memory does not grow with
+/// the trace.
 struct TimelineBuilder {
     n: usize,
-    t0: Option<u64>,
     width: u64,
+    events: u64,
+    t0: Option<u64>,
+    times: Vec<Option<u64>>,
     series: BTreeMap<(i32, BufferType), Vec<Option<[u64; 2]>>>,
 }
 
 impl TimelineBuilder {
     fn new(n: usize) -> Self {
-        TimelineBuilder { n: n.max(2), t0: None, width: 1000, series: BTreeMap::new() }
+        let n = n.max(2);
+        TimelineBuilder { n, width: 1, events: 0, t0: None, times: vec![None; n], series: BTreeMap::new() }
     }
-    fn add(&mut self, key: (i32, BufferType), ts: u64, value: u64) {
-        let t0 = *self.t0.get_or_insert(ts);
-        let off = ts.saturating_sub(t0);
-        while off / self.width >= self.n as u64 {
+    /// The next event (at `ts`); returns its number.
+    fn event(&mut self, ts: u64) -> u64 {
+        let x = self.events;
+        self.events += 1;
+        while x / self.width >= self.n as u64 {
             self.merge();
         }
-        let i = (off / self.width) as usize;
+        let t0 = *self.t0.get_or_insert(ts);
+        let t = &mut self.times[(x / self.width) as usize];
+        *t = Some(t.unwrap_or(0).max(ts.saturating_sub(t0)));
+        x
+    }
+    fn add(&mut self, key: (i32, BufferType), x: u64, value: u64) {
         let n = self.n;
-        let b = &mut self.series.entry(key).or_insert_with(|| vec![None; n])[i];
+        let b = &mut self.series.entry(key).or_insert_with(|| vec![None; n])[(x / self.width) as usize];
         *b = Some(match *b {
             Some([m, _]) => [m.max(value), value],
             None => [value, value],
         });
     }
     fn merge(&mut self) {
-        for v in self.series.values_mut() {
+        fn halve<T: Copy>(v: &mut Vec<Option<T>>, join: impl Fn(T, T) -> T) {
             let mut out = vec![None; v.len()];
-            for i in 0..v.len() / 2 {
-                out[i] = match (v[2 * i], v[2 * i + 1]) {
-                    (Some([a, _]), Some([b, l])) => Some([a.max(b), l]),
+            for (i, o) in out.iter_mut().enumerate().take(v.len() / 2) {
+                *o = match (v[2 * i], v[2 * i + 1]) {
+                    (Some(a), Some(b)) => Some(join(a, b)),
                     (x, None) => x,
                     (None, y) => y,
                 };
             }
             *v = out;
         }
+        for v in self.series.values_mut() {
+            halve(v, |[a, _], [b, l]| [a.max(b), l]);
+        }
+        halve(&mut self.times, |a, b| a.max(b));
         self.width *= 2;
     }
     fn finish(self) -> Timeline {
@@ -338,7 +358,7 @@ impl TimelineBuilder {
         for ((chip, t), v) in self.series {
             series.entry(chip).or_default().insert(t.name().to_string(), v);
         }
-        Timeline { t0_ns: self.t0.unwrap_or(0), bucket_ns: self.width, series }
+        Timeline { events: self.events, bucket_events: self.width, t_ns: self.times, series }
     }
 }
 
@@ -386,6 +406,10 @@ impl Pass1 {
                 .map(|s| s.live.iter().map(|(seq, l)| (*seq, (l.tid, l.ts_ns))).collect()),
             _ => None,
         };
+        let x = match (&mut self.timeline, ev_of(r)) {
+            (Some(tl), Some(ev)) => tl.event(ev.ts_ns),
+            _ => 0,
+        };
         self.evbuf.clear();
         let buf = &mut self.evbuf;
         self.model.apply(r, &mut |e| buf.push(*e));
@@ -420,8 +444,7 @@ impl Pass1 {
             if let Some(tl) = &mut self.timeline {
                 let key = (e.chip, e.btype);
                 let Some(u) = self.model.usage.get(&key) else { continue };
-                let ts = if e.ts_ns == 0 { self.clock.last_of(e.p).unwrap_or(0) } else { e.ts_ns };
-                tl.add(key, ts, u.current);
+                tl.add(key, x, u.current);
             }
             if self.l1_maps && is_l1ish(e.btype) && !self.dirty.contains(&e.chip) {
                 self.dirty.push(e.chip);
