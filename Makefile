@@ -30,11 +30,12 @@ watch: all
 wheels:
 	bash scripts/fetch-wheels.sh 0.65.0 0.71.2 0.81.1
 
-## tools the tests use that a fresh machine may lack (tmux: the live view's terminal test),
-## installed with apt-get only when missing
+## system packages the tests use that a fresh machine may lack, installed with
+## apt-get only when missing: tmux (the live view's terminal test) and Debian's
+## Chromium (renders the HTML report in tests/e2e/tests/report_html.rs)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 deps:
-	@command -v tmux >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq tmux; }
+	@command -v tmux >/dev/null 2>&1 && test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq tmux chromium fonts-dejavu-core; }
 
 ## every test: unit, end-to-end against the test library, and the real-wheel tier
 test: all wheels deps

@@ -11,11 +11,13 @@ pub mod diff;
 pub mod doctor;
 pub mod dump;
 pub mod leaks;
+pub mod merge;
 pub mod perfetto;
 pub mod replay;
 pub mod report;
 pub mod source;
 pub mod summary;
+mod trailing;
 pub mod units;
 
 pub use source::Error;

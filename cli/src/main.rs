@@ -57,6 +57,12 @@ enum Cmd {
         trace: PathBuf,
         #[arg(long, value_name = "OUT.json")]
         perfetto: PathBuf,
+        /// Allocation slices written: those with the most byte × time (0: all).
+        #[arg(long, value_name = "N", default_value_t = perfetto::Limits::default().slices)]
+        slices: usize,
+        /// Points per counter track; busier tracks keep each interval's maximum and last value (0: all).
+        #[arg(long, value_name = "N", default_value_t = perfetto::Limits::default().max_points)]
+        max_points: usize,
     },
     /// A self-contained HTML report: memory over time, peak composition, L1 maps, leaks.
     Report {
@@ -96,7 +102,7 @@ fn dispatch(cmd: Cmd) -> Result<Status, Error> {
         }
         Cmd::Leaks { trace, json, fail_if_leaks } => leaks::run(&trace, json, fail_if_leaks),
         Cmd::Diff { base, new, json, fail_if_peak_grows } => diff::run(&base, &new, json, fail_if_peak_grows),
-        Cmd::Export { trace, perfetto: out } => perfetto::run(&trace, &out).map(|_| EXIT_OK),
+        Cmd::Export { trace, perfetto: out, slices, max_points } => perfetto::run(&trace, &out, &perfetto::Limits { slices, max_points }).map(|_| EXIT_OK),
         Cmd::Report { trace, html, top, l1_banks, l1_size } => {
             let top = if top == 0 { usize::MAX } else { top };
             report::run(&report::Args { trace: &trace, out: &html, top, l1_banks, l1_size }).map(|_| EXIT_OK)

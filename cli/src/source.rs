@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fmt;
 use std::io::{BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
+use crate::merge::Merge;
 use ttalloc_trace::{reader, Record, TraceError, TraceReader};
 
 /// Files smaller than this replay too fast to deserve a progress bar.
@@ -57,9 +58,31 @@ impl Cut {
     }
 }
 
+/// A progress bar on stderr for a long replay of `trace` — `len` units
+/// (`bytes` or `records`) — if stderr is a terminal and the file is large.
+pub fn bar(trace: &Path, len: u64, unit: &str, label: &str) -> Option<ProgressBar> {
+    let size = std::fs::metadata(trace).map(|m| m.len()).unwrap_or(0);
+    if size < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let template = if unit == "bytes" {
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}".to_string()
+    } else {
+        format!("{{msg}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} eta {{eta}}")
+    };
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(4));
+    bar.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    bar.set_message(format!("ttalloc: {label}"));
+    Some(bar)
+}
+
 pub struct Source {
     pub path: PathBuf,
     reader: TraceReader<BufReader<std::fs::File>>,
+    /// Puts the processes' records in time order (see `merge`).
+    merge: Merge,
+    /// A corrupt record: returned once the records before it are.
+    failed: Option<Error>,
     bar: Option<ProgressBar>,
     /// Records returned so far (the header is record 0).
     pub ordinal: u64,
@@ -74,20 +97,8 @@ impl Source {
     pub fn open(path: &Path, label: Option<&str>) -> Result<Source, Error> {
         let reader = reader::open(path).map_err(|e| Error::trace(path, &e))?;
         let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let bar = match label {
-            Some(label) if len >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal() => {
-                let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(4));
-                bar.set_style(
-                    ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                );
-                bar.set_message(format!("ttalloc: {label}"));
-                Some(bar)
-            }
-            _ => None,
-        };
-        Ok(Source { path: path.to_path_buf(), reader, bar, ordinal: 0, len, cut: None, finished: false })
+        let bar = label.and_then(|label| bar(path, len, "bytes", label));
+        Ok(Source { path: path.to_path_buf(), reader, merge: Merge::default(), failed: None, bar, ordinal: 0, len, cut: None, finished: false })
     }
 
     pub fn display(&self) -> String {
@@ -98,36 +109,41 @@ impl Source {
         self.reader.offset()
     }
 
-    /// The next record; `Ok(None)` at the end (clean or cut: see `cut`).
+    /// The next record — in time order across processes, each process's in
+    /// its own order; `Ok(None)` at the end (clean or cut: see `cut`).
     pub fn next_record(&mut self) -> Result<Option<Record>, Error> {
-        if self.finished {
-            return Ok(None);
-        }
-        match self.reader.next_record() {
-            Ok(Some(r)) => {
+        loop {
+            if let Some(r) = self.merge.pop(self.finished) {
                 self.ordinal += 1;
                 if self.ordinal & 0xffff == 0 {
                     if let Some(b) = &self.bar {
                         b.set_position(self.reader.offset());
                     }
                 }
-                Ok(Some(r))
+                return Ok(Some(r));
             }
-            Ok(None) => {
-                self.end();
-                if !self.reader.complete {
-                    self.cut = Some(Cut { offset: self.reader.offset(), message: "trace has no footer (the collector did not finish it)".into() });
+            if self.finished {
+                return match self.failed.take() {
+                    Some(e) => Err(e),
+                    None => Ok(None),
+                };
+            }
+            match self.reader.next_record() {
+                Ok(Some(r)) => self.merge.push(r),
+                Ok(None) => {
+                    self.end();
+                    if !self.reader.complete {
+                        self.cut = Some(Cut { offset: self.reader.offset(), message: "trace has no footer (the collector did not finish it)".into() });
+                    }
                 }
-                Ok(None)
-            }
-            Err(e) if e.truncated => {
-                self.end();
-                self.cut = Some(Cut { offset: e.offset, message: e.message });
-                Ok(None)
-            }
-            Err(e) => {
-                self.end();
-                Err(Error::trace(&self.path, &e))
+                Err(e) if e.truncated => {
+                    self.end();
+                    self.cut = Some(Cut { offset: e.offset, message: e.message });
+                }
+                Err(e) => {
+                    self.end();
+                    self.failed = Some(Error::trace(&self.path, &e));
+                }
             }
         }
     }

@@ -9,6 +9,7 @@
 //! up to the last of those records and snapshots the live set there.
 
 use crate::source::{Cut, Error, Source};
+use crate::trailing::{self, Snapshot, Trailing};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -201,12 +202,18 @@ pub struct ProcessSummary {
 /// chip → type name → buckets of `[max, last]` (null: no change in that bucket).
 pub type Series = BTreeMap<i32, BTreeMap<String, Vec<Option<[u64; 2]>>>>;
 
-/// Usage over time: per chip × type, `buckets` buckets of `bucket_ns` from
-/// `t0_ns`, each `[max, last]` or null when nothing changed in it.
+/// Usage over the course of the trace. The x axis is the event number (the
+/// order of the traced calls in the trace), not time: allocations come in
+/// bursts, and a time axis squeezes a burst into a pixel. Buckets of
+/// `bucket_events` events each hold `[max, last]` per chip × type, or null
+/// when nothing changed in them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
-    pub t0_ns: u64,
-    pub bucket_ns: u64,
+    /// Events in the trace.
+    pub events: u64,
+    pub bucket_events: u64,
+    /// Per bucket, the time of its last event, ns after the trace's first event (null: no event).
+    pub t_ns: Vec<Option<u64>>,
     pub series: Series,
 }
 
@@ -291,45 +298,59 @@ impl Clock {
     }
 }
 
-/// Fixed-size usage-over-time buckets; the bucket width doubles (pairs merge)
-/// whenever time runs past the end, so memory does not grow with the trace.
+/// Fixed-size usage-over-events buckets; the bucket width doubles (pairs
+/// merge) whenever the events run past the end, so memory does not grow with
+/// the trace.
 struct TimelineBuilder {
     n: usize,
-    t0: Option<u64>,
     width: u64,
+    events: u64,
+    t0: Option<u64>,
+    times: Vec<Option<u64>>,
     series: BTreeMap<(i32, BufferType), Vec<Option<[u64; 2]>>>,
 }
 
 impl TimelineBuilder {
     fn new(n: usize) -> Self {
-        TimelineBuilder { n: n.max(2), t0: None, width: 1000, series: BTreeMap::new() }
+        let n = n.max(2);
+        TimelineBuilder { n, width: 1, events: 0, t0: None, times: vec![None; n], series: BTreeMap::new() }
     }
-    fn add(&mut self, key: (i32, BufferType), ts: u64, value: u64) {
-        let t0 = *self.t0.get_or_insert(ts);
-        let off = ts.saturating_sub(t0);
-        while off / self.width >= self.n as u64 {
+    /// The next event (at `ts`); returns its number.
+    fn event(&mut self, ts: u64) -> u64 {
+        let x = self.events;
+        self.events += 1;
+        while x / self.width >= self.n as u64 {
             self.merge();
         }
-        let i = (off / self.width) as usize;
+        let t0 = *self.t0.get_or_insert(ts);
+        let t = &mut self.times[(x / self.width) as usize];
+        *t = Some(t.unwrap_or(0).max(ts.saturating_sub(t0)));
+        x
+    }
+    fn add(&mut self, key: (i32, BufferType), x: u64, value: u64) {
         let n = self.n;
-        let b = &mut self.series.entry(key).or_insert_with(|| vec![None; n])[i];
+        let b = &mut self.series.entry(key).or_insert_with(|| vec![None; n])[(x / self.width) as usize];
         *b = Some(match *b {
             Some([m, _]) => [m.max(value), value],
             None => [value, value],
         });
     }
     fn merge(&mut self) {
-        for v in self.series.values_mut() {
+        fn halve<T: Copy>(v: &mut Vec<Option<T>>, join: impl Fn(T, T) -> T) {
             let mut out = vec![None; v.len()];
-            for i in 0..v.len() / 2 {
-                out[i] = match (v[2 * i], v[2 * i + 1]) {
-                    (Some([a, _]), Some([b, l])) => Some([a.max(b), l]),
+            for (i, o) in out.iter_mut().enumerate().take(v.len() / 2) {
+                *o = match (v[2 * i], v[2 * i + 1]) {
+                    (Some(a), Some(b)) => Some(join(a, b)),
                     (x, None) => x,
                     (None, y) => y,
                 };
             }
             *v = out;
         }
+        for v in self.series.values_mut() {
+            halve(v, |[a, _], [b, l]| [a.max(b), l]);
+        }
+        halve(&mut self.times, |a, b| a.max(b));
         self.width *= 2;
     }
     fn finish(self) -> Timeline {
@@ -337,12 +358,13 @@ impl TimelineBuilder {
         for ((chip, t), v) in self.series {
             series.entry(chip).or_default().insert(t.name().to_string(), v);
         }
-        Timeline { t0_ns: self.t0.unwrap_or(0), bucket_ns: self.width, series }
+        Timeline { events: self.events, bucket_events: self.width, t_ns: self.times, series }
     }
 }
 
-#[derive(Clone, Copy)]
-struct L1Peak {
+/// Where a chip's L1 footprint (L1 + L1_SMALL + CB) peaked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct L1Peak {
     total: u64,
     ord: u64,
     p: u32,
@@ -364,8 +386,6 @@ struct Pass1 {
     model: Model,
     clock: Clock,
     evbuf: Vec<ChipEvent>,
-    /// (chip, type) → (peak, ordinal of the record that reached it).
-    peak_ord: HashMap<(i32, BufferType), (u64, u64)>,
     l1_peak: HashMap<i32, L1Peak>,
     dirty: Vec<i32>,
     leaks: Vec<RawLeak>,
@@ -385,6 +405,10 @@ impl Pass1 {
                 .get(ev.p as usize)
                 .map(|s| s.live.iter().map(|(seq, l)| (*seq, (l.tid, l.ts_ns))).collect()),
             _ => None,
+        };
+        let x = match (&mut self.timeline, ev_of(r)) {
+            (Some(tl), Some(ev)) => tl.event(ev.ts_ns),
+            _ => 0,
         };
         self.evbuf.clear();
         let buf = &mut self.evbuf;
@@ -417,15 +441,10 @@ impl Pass1 {
                     },
                 });
             }
-            let key = (e.chip, e.btype);
-            let Some(u) = self.model.usage.get(&key) else { continue };
-            let slot = self.peak_ord.entry(key).or_insert((0, 0));
-            if u.peak > slot.0 {
-                *slot = (u.peak, ord);
-            }
             if let Some(tl) = &mut self.timeline {
-                let ts = if e.ts_ns == 0 { self.clock.last_of(e.p).unwrap_or(0) } else { e.ts_ns };
-                tl.add(key, ts, u.current);
+                let key = (e.chip, e.btype);
+                let Some(u) = self.model.usage.get(&key) else { continue };
+                tl.add(key, x, u.current);
             }
             if self.l1_maps && is_l1ish(e.btype) && !self.dirty.contains(&e.chip) {
                 self.dirty.push(e.chip);
@@ -446,10 +465,29 @@ impl Pass1 {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Target {
+/// A live set pass 2 snapshots: at a chip × type peak, or at a chip's L1 peak (for its map).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Target {
     Peak(i32, BufferType),
     L1(i32),
+}
+
+impl Pass1 {
+    /// The record at which each target peaks, as of now.
+    fn targets(&self, opts: &Options) -> trailing::Peaks {
+        let mut t = Vec::new();
+        if opts.peak_live {
+            // The model notes the record that reached each peak (`peak_record`,
+            // the same ordinal as `Source::ordinal`).
+            t.extend(self.model.usage.iter().filter(|(_, u)| u.peak > 0).map(|(&(chip, bt), u)| (Target::Peak(chip, bt), u.peak_record)));
+        }
+        let mut l1 = Vec::new();
+        if opts.l1_maps {
+            t.extend(self.l1_peak.iter().map(|(&chip, pk)| (Target::L1(chip), pk.ord)));
+            l1.extend(self.l1_peak.iter().map(|(&c, pk)| (c, *pk)));
+        }
+        (t, l1)
+    }
 }
 
 /// `summarize_with` with the default options (pass 2 on, 20 entries per peak).
@@ -460,6 +498,11 @@ pub fn summarize(path: &Path) -> Result<Summary, Error> {
 /// Replays the trace at `path` into a summary. A cut-short trace is not an
 /// error: `trace.cut` says where it stopped.
 pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
+    summarize_lagging(path, opts, trailing::LAG)
+}
+
+/// `summarize_with`, pass 2 trailing `lag` records behind pass 1.
+pub(crate) fn summarize_lagging(path: &Path, opts: &Options, lag: u64) -> Result<Summary, Error> {
     let two = opts.peak_live || opts.l1_maps;
     let label = opts.progress.then_some(if two { "replay pass 1/2" } else { "replay" });
     let mut src = Source::open(path, label)?;
@@ -467,7 +510,6 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
         model: Model::new(),
         clock: Clock::default(),
         evbuf: Vec::new(),
-        peak_ord: HashMap::new(),
         l1_peak: HashMap::new(),
         dirty: Vec::new(),
         leaks: Vec::new(),
@@ -475,8 +517,16 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
         timeline: (opts.timeline > 0).then(|| TimelineBuilder::new(opts.timeline)),
         l1_maps: opts.l1_maps,
     };
+    // Pass 2 (the live sets at the peaks) trails this pass on another thread.
+    let trailing = two.then(|| Trailing::start(path, opts, lag));
     while let Some(r) = src.next_record()? {
         st.apply(src.ordinal, &r);
+        if let Some(t) = &trailing {
+            if src.ordinal % t.publish_every == 0 {
+                let (targets, l1) = st.targets(opts);
+                t.publish(src.ordinal, targets, l1, false);
+            }
+        }
     }
     let records = src.ordinal;
     let cut = src.cut.clone();
@@ -589,24 +639,27 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
     s.leaks = group_leaks(std::mem::take(&mut st.leaks), &pid_of);
     s.timeline = st.timeline.take().map(TimelineBuilder::finish);
 
-    if two {
-        let mut targets: BTreeMap<u64, Vec<Target>> = BTreeMap::new();
-        if opts.peak_live {
-            for (&(chip, t), &(peak, ord)) in &st.peak_ord {
-                if peak > 0 {
-                    targets.entry(ord).or_default().push(Target::Peak(chip, t));
-                }
-            }
-        }
-        if opts.l1_maps {
-            for (&chip, pk) in &st.l1_peak {
-                targets.entry(pk.ord).or_default().push(Target::L1(chip));
-            }
-        }
-        let l1_peak = std::mem::take(&mut st.l1_peak);
-        let clock = std::mem::take(&mut st.clock);
+    if let Some(t) = trailing {
+        let (targets, l1) = st.targets(opts);
+        let last = targets.iter().map(|(_, ord)| *ord).max().unwrap_or(0);
+        t.publish(records, targets.clone(), l1, true);
         drop(st);
-        pass2(path, opts, targets, &clock, &l1_peak, &mut s)?;
+        let snaps = t.join_showing(opts.progress.then_some(path), last)?;
+        for (target, ord) in targets {
+            match (target, snaps.get(&target)) {
+                (Target::Peak(chip, bt), Some((at, Snapshot::Peak(items, rest)))) if *at == ord => {
+                    if let Some(ts) = s.chips.get_mut(&chip).and_then(|c| c.get_mut(bt.name())) {
+                        ts.peak_live = items.clone();
+                        ts.peak_live_rest = *rest;
+                    }
+                }
+                (Target::L1(chip), Some((at, Snapshot::L1(m)))) if *at == ord => {
+                    s.l1_maps.insert(chip, m.clone());
+                }
+                // Pass 2 stopped early: the trace changed under it, or was cut before the peak.
+                _ => return Err(Error::new(path.display().to_string(), "the trace changed while it was replayed")),
+            }
+        }
     }
     Ok(s)
 }
@@ -677,39 +730,7 @@ pub fn live_on(m: &Model, clock: &Clock, chip: i32, btype: BufferType, top: usiz
     (items, rest)
 }
 
-fn pass2(path: &Path, opts: &Options, targets: BTreeMap<u64, Vec<Target>>, clock: &Clock, l1_peak: &HashMap<i32, L1Peak>, s: &mut Summary) -> Result<(), Error> {
-    let Some(&last) = targets.keys().next_back() else { return Ok(()) };
-    let mut src = Source::open(path, opts.progress.then_some("replay pass 2/2"))?;
-    let mut model = Model::new();
-    while let Some(r) = src.next_record()? {
-        model.apply(&r, &mut |_| {});
-        let ord = src.ordinal;
-        if let Some(ts) = targets.get(&ord) {
-            for t in ts {
-                match *t {
-                    Target::Peak(chip, bt) => {
-                        let (items, rest) = live_on(&model, clock, chip, bt, opts.top);
-                        if let Some(ts) = s.chips.get_mut(&chip).and_then(|c| c.get_mut(bt.name())) {
-                            ts.peak_live = items;
-                            ts.peak_live_rest = rest;
-                        }
-                    }
-                    Target::L1(chip) => {
-                        if let Some(pk) = l1_peak.get(&chip) {
-                            s.l1_maps.insert(chip, l1_map(&model, clock, chip, pk, opts));
-                        }
-                    }
-                }
-            }
-        }
-        if ord >= last {
-            break;
-        }
-    }
-    Ok(())
-}
-
-fn l1_map(m: &Model, clock: &Clock, chip: i32, pk: &L1Peak, opts: &Options) -> L1Map {
+pub(crate) fn l1_map(m: &Model, clock: &Clock, chip: i32, pk: &L1Peak, opts: &Options) -> L1Map {
     let banks = opts.l1_banks.max(1) as u64;
     let mut ranges: Vec<L1Range> = m
         .live()

@@ -29,6 +29,16 @@ pub fn secs(ns: u64) -> String {
     format!("{}.{:03}s", ns / 1_000_000_000, (ns / 1_000_000) % 1000)
 }
 
+/// Nanoseconds with a unit that fits: `750ns`, `412µs`, `3.25ms`, `1.234s`.
+pub fn dur(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns}ns"),
+        1_000..=999_999 => format!("{}µs", ns / 1_000),
+        1_000_000..=999_999_999 => format!("{:.2}ms", ns as f64 / 1e6),
+        _ => format!("{:.3}s", ns as f64 / 1e9),
+    }
+}
+
 /// Thousands separators: `1,234,567`.
 pub fn count(n: u64) -> String {
     let s = n.to_string();

@@ -160,23 +160,32 @@ fn html_report_is_self_contained() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let h = std::fs::read_to_string(&out).unwrap();
     assert!(h.starts_with("<!DOCTYPE html>"));
-    assert!(!h.to_lowercase().contains("http"), "external reference");
-    assert!(!h.contains("<script"), "no scripts");
-    assert!(!h.contains("src="), "no external resources");
-    assert!(!h.contains("url("), "no CSS fetches");
+    // Nothing fetched: no URLs, no external resources, and a policy that forbids any.
+    let l = h.to_lowercase();
+    assert!(!l.contains("http:") && !l.contains("https:") && !l.contains("//cdn") && !l.contains("src="), "external reference");
+    assert!(!l.contains("url(") && !l.contains("@import"), "no CSS fetches");
+    assert!(h.contains("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none';"));
+    assert_eq!(h.matches("<script").count(), 1, "one inline script: the self-check");
+    // Per chip: memory over the trace (DRAM-like and L1-like), with the peaks marked.
     for c in 0..8 {
-        let start = h.find(&format!("<section class=\"chip\" id=\"chip{c}\">")).unwrap_or_else(|| panic!("chip {c} section"));
-        let end = start + h[start..].find("</section>").unwrap();
-        assert!(h[start..end].contains("<svg"), "chip {c} has no picture");
-        assert!(h[start..end].contains("memory over time"), "chip {c} has no plot");
-        assert!(h[start..end].contains("L1 address map"), "chip {c} has no L1 map");
+        let start = h.find(&format!("<div class=\"chip\" id=\"chip{c}\">")).unwrap_or_else(|| panic!("chip {c} plots"));
+        let end = start + h[start..].find("</div>").unwrap();
+        let part = &h[start..end];
+        assert!(part.contains(&format!("aria-label=\"chip {c} · DRAM\"")), "chip {c} DRAM plot");
+        assert!(part.contains(&format!("aria-label=\"chip {c} · L1\"")), "chip {c} L1 plot");
+        assert!(part.contains("<circle class=\"mark\""), "chip {c}: peak marked");
     }
-    assert!(h.contains("Largest free gap"));
-    assert!(h.contains("released by device close"));
+    // Peaks: chips 0-7 alike for DRAM; 14 MiB.
     assert!(h.contains("14.00 MiB"));
+    // L1 maps: chip 0 (L1 + CBs), chip 3 (L1_SMALL + CBs), the rest alike (CBs only).
+    assert_eq!(h.matches("<svg class=\"l1map\"").count(), 3);
+    assert!(h.contains("<h3>chips 1-2,4-7</h3>"), "{}", &h[h.find("id=\"l1\"").unwrap()..][..600]);
+    assert!(h.contains("Largest free gap"));
+    assert!(h.contains("CB region"));
+    assert!(h.contains("released by device close"));
     assert_eq!(h.matches("<svg").count(), h.matches("</svg>").count());
     // Well-formed enough: every opened section/table closes.
-    for tag in ["section", "table", "svg", "p", "h2", "h3"] {
+    for tag in ["div", "table", "svg", "p", "h2", "h3", "script", "style"] {
         let opens = h.matches(&format!("<{tag}>")).count() + h.matches(&format!("<{tag} ")).count();
         assert_eq!(opens, h.matches(&format!("</{tag}>")).count(), "<{tag}>");
     }

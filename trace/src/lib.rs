@@ -13,9 +13,11 @@ pub mod model;
 mod mp;
 pub mod reader;
 pub mod record;
+pub mod usage;
 pub mod writer;
 
-pub use model::{ChipEvent, ChipKind, Model, Usage};
+pub use model::{ChipEvent, ChipKind, Model};
+pub use usage::{Usage, UsageMap};
 pub use reader::{TraceError, TraceReader};
 pub use record::*;
 pub use writer::TraceWriter;

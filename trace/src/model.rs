@@ -10,7 +10,10 @@
 //!   (`CloseRelease`), so a leak report can name them instead of inventing frees.
 
 use crate::record::*;
-use std::collections::{BTreeMap, HashMap};
+pub use crate::usage::{Usage, UsageMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use ttalloc_ring::event::{mesh_slot_of_chip, FLAG_GLOBAL_CB, FLAG_HOOKED};
 use ttalloc_ring::BufferType;
 
@@ -80,39 +83,11 @@ pub struct ChipEvent {
     pub global: bool,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub current: u64,
-    pub peak: u64,
-    pub peak_seq: u64,
-    pub peak_ts_ns: u64,
-    pub peak_p: u32,
-    pub allocs: u64,
-    pub frees: u64,
-    pub hooked_allocs: u64,
-    pub close_released: u64,
-    pub live_count: u64,
-}
-
-impl Usage {
-    fn raise(&mut self, bytes: u64, ev: &ChipEvent) {
-        self.current += bytes;
-        if self.current > self.peak {
-            self.peak = self.current;
-            self.peak_seq = ev.seq;
-            self.peak_ts_ns = ev.ts_ns;
-            self.peak_p = ev.p;
-        }
-    }
-    fn lower(&mut self, bytes: u64) {
-        self.current = self.current.saturating_sub(bytes);
-    }
-}
-
+/// The chips of an allocation: one, or a mesh's list (shared, never copied per event).
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Chips {
     One(i32),
-    Many(Vec<i32>),
+    Many(Arc<[i32]>),
 }
 
 impl Chips {
@@ -120,6 +95,13 @@ impl Chips {
         match self {
             Chips::One(c) => std::slice::from_ref(c),
             Chips::Many(v) => v,
+        }
+    }
+    fn of(v: Vec<i32>) -> Chips {
+        if v.len() == 1 {
+            Chips::One(v[0])
+        } else {
+            Chips::Many(v.into())
         }
     }
 }
@@ -168,25 +150,32 @@ impl Live {
 
 /// The process-wide and per-process usage of (chip, type), updated together.
 fn both<'a>(
-    usage: &'a mut BTreeMap<(i32, BufferType), Usage>,
-    proc_usage: &'a mut BTreeMap<(u32, i32, BufferType), Usage>,
+    usage: &'a mut UsageMap<(i32, BufferType)>,
+    proc_usage: &'a mut UsageMap<(u32, i32, BufferType)>,
     p: u32,
     chip: i32,
     t: BufferType,
 ) -> [&'a mut Usage; 2] {
-    [usage.entry((chip, t)).or_default(), proc_usage.entry((p, chip, t)).or_default()]
+    [usage.entry((chip, t)), proc_usage.entry((p, chip, t))]
 }
 
+// Integer-keyed maps hashed with FxHash: SipHash's DoS resistance buys
+// nothing on trace replay and cost a quarter of the time.
 #[derive(Clone, Debug, Default)]
 pub struct ProcState {
     pub info: Option<ProcessInfo>,
     pub end: Option<ProcessEnd>,
-    pub meshes: HashMap<u32, Vec<i32>>,
-    pub live: HashMap<u64, Live>,
+    /// Mesh slot → its chips.
+    pub meshes: FxHashMap<u32, Arc<[i32]>>,
+    /// Allocation seq → the live allocation.
+    pub live: FxHashMap<u64, Live>,
     /// program → live CB/DFB allocation seqs.
-    programs: HashMap<u64, Vec<u64>>,
+    programs: FxHashMap<u64, Vec<u64>>,
     /// (chip, program) → that program's non-global CB bytes on the chip.
-    cb_bytes: HashMap<(i32, u64), u64>,
+    cb_bytes: FxHashMap<(i32, u64), u64>,
+    /// chip → multiset of the non-zero values of `cb_bytes` on it (bytes →
+    /// programs), so the largest program is found without a scan.
+    cb_levels: FxHashMap<i32, BTreeMap<u64, u32>>,
     pub last_seq: u64,
     pub dropped: u64,
     pub unknown_frees: u64,
@@ -206,19 +195,28 @@ pub struct Model {
     pub footer: Option<Footer>,
     pub procs: Vec<ProcState>,
     /// (chip, type) → usage summed over processes (CB: the largest program per process).
-    pub usage: BTreeMap<(i32, BufferType), Usage>,
+    pub usage: UsageMap<(i32, BufferType)>,
     /// (process, chip, type) → usage.
-    pub proc_usage: BTreeMap<(u32, i32, BufferType), Usage>,
+    pub proc_usage: UsageMap<(u32, i32, BufferType)>,
     pub unknown_frees: u64,
     pub dropped: u64,
     pub gaps: u64,
     pub alloc_failures: u64,
     pub records: u64,
+    /// Keep the live set only: no usage accounting (see `live_only`).
+    live_only: bool,
 }
 
 impl Model {
     pub fn new() -> Model {
         Model::default()
+    }
+
+    /// A model that keeps only what is live (and the chip-level events):
+    /// `usage`/`proc_usage` stay empty. For a replay that only wants the
+    /// live set at chosen moments, at a fraction of the cost.
+    pub fn live_only() -> Model {
+        Model { live_only: true, ..Model::default() }
     }
 
     fn proc_mut(&mut self, p: u32) -> &mut ProcState {
@@ -234,7 +232,7 @@ impl Model {
             None => Chips::One(chip),
             Some(slot) => match self.procs.get(p as usize).and_then(|s| s.meshes.get(&(slot as u32))) {
                 Some(chips) if chips.len() == 1 => Chips::One(chips[0]),
-                Some(chips) => Chips::Many(chips.clone()),
+                Some(chips) => Chips::Many(Arc::clone(chips)),
                 None => Chips::One(chip),
             },
         }
@@ -290,7 +288,7 @@ impl Model {
             Record::Process(i) => self.proc_mut(i.p).info = Some(i.clone()),
             Record::ProcessEnd(e) => self.proc_mut(e.p).end = Some(e.clone()),
             Record::Mesh(m) => {
-                self.proc_mut(m.p).meshes.insert(m.slot, m.chips.clone());
+                self.proc_mut(m.p).meshes.insert(m.slot, m.chips.as_slice().into());
             }
             Record::Alloc(a) => {
                 let kind = if a.flags & FLAG_RESYNC != 0 { ChipKind::ResyncAlloc } else { ChipKind::Alloc };
@@ -343,17 +341,9 @@ impl Model {
             }
             Record::CbFree { ev, chip, program } => {
                 let chips = self.expand(ev.p, *chip);
-                let seqs = self.procs[ev.p as usize].programs.get(program).cloned().unwrap_or_default();
-                for s in seqs {
-                    self.release_whole(*ev, s, Some(chips.as_slice()), ChipKind::CbFree, out);
-                }
+                self.release_program(*ev, *program, Some(chips.as_slice()), out);
             }
-            Record::ProgramEnd { ev, program } => {
-                let seqs = self.procs[ev.p as usize].programs.get(program).cloned().unwrap_or_default();
-                for s in seqs {
-                    self.release_whole(*ev, s, None, ChipKind::CbFree, out);
-                }
-            }
+            Record::ProgramEnd { ev, program } => self.release_program(*ev, *program, None, out),
             Record::DeviceClose { ev, chip } => {
                 let chips = self.expand(ev.p, *chip);
                 let mut seqs: Vec<u64> = self.procs[ev.p as usize]
@@ -405,30 +395,52 @@ impl Model {
 
     fn acquire(&mut self, ev: Ev, kind: ChipKind, live: Live, out: &mut dyn FnMut(&ChipEvent)) {
         let p = ev.p;
-        // An allocation announced again (a resync of one already held) is already counted.
-        if self.procs.get(p as usize).is_some_and(|s| s.live.contains_key(&ev.seq)) {
-            return;
-        }
         let mut ce = self.chip_event(&ev, kind, ev.seq, &live);
-        for &chip in live.chips() {
+        let chips = live.chips.clone();
+        let (lkind, btype, object, bytes, hooked) = (live.kind, live.btype, live.object, live.bytes(), live.hooked);
+        let st = self.proc_mut(p);
+        match st.live.entry(ev.seq) {
+            // An allocation announced again (a resync of one already held) is already counted.
+            std::collections::hash_map::Entry::Occupied(_) => return,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(live);
+            }
+        }
+        if lkind != LiveKind::Buffer {
+            st.programs.entry(object).or_default().push(ev.seq);
+        }
+        let record = self.records;
+        for &chip in chips.as_slice() {
             ce.chip = chip;
-            if live.kind == LiveKind::Buffer {
-                for u in both(&mut self.usage, &mut self.proc_usage, p, chip, live.btype) {
+            if self.live_only {
+                // no accounting
+            } else if lkind == LiveKind::Buffer {
+                for u in both(&mut self.usage, &mut self.proc_usage, p, chip, btype) {
                     u.allocs += 1;
                     u.live_count += 1;
-                    u.hooked_allocs += live.hooked as u64;
-                    u.raise(live.bytes(), &ce);
+                    u.hooked_allocs += hooked as u64;
+                    u.raise(bytes, &ce, record);
                 }
             } else {
-                self.cb_change(p, chip, live.object, live.bytes() as i64, 1, &ce);
+                self.cb_change(p, chip, object, bytes as i64, 1, &ce);
             }
             out(&ce);
         }
-        let st = self.proc_mut(p);
-        if live.kind != LiveKind::Buffer {
-            st.programs.entry(live.object).or_default().push(ev.seq);
+    }
+
+    /// Releases every live CB/DFB of `program` (on `only` chips, if given).
+    fn release_program(&mut self, ev: Ev, program: u64, only: Option<&[i32]>, out: &mut dyn FnMut(&ChipEvent)) {
+        let Some(st) = self.procs.get_mut(ev.p as usize) else { return };
+        let Some(seqs) = st.programs.remove(&program) else { return };
+        for &s in &seqs {
+            self.release_whole(ev, s, only, ChipKind::CbFree, out);
         }
-        st.live.insert(ev.seq, live);
+        // Those still live on other chips stay listed under the program.
+        let st = &mut self.procs[ev.p as usize];
+        let left: Vec<u64> = seqs.into_iter().filter(|s| st.live.contains_key(s)).collect();
+        if !left.is_empty() {
+            st.programs.entry(program).or_default().extend(left);
+        }
     }
 
     /// Releases allocation `seq` of process `ev.p` on `only` chips (all if None).
@@ -436,47 +448,57 @@ impl Model {
     fn release_whole(&mut self, ev: Ev, seq: u64, only: Option<&[i32]>, kind: ChipKind, out: &mut dyn FnMut(&ChipEvent)) -> bool {
         let p = ev.p;
         let Some(st) = self.procs.get_mut(p as usize) else { return false };
-        let Some(live) = st.live.get_mut(&seq) else { return false };
-        let (released, remaining): (Vec<i32>, Vec<i32>) = match only {
-            None => (live.chips().to_vec(), Vec::new()),
-            Some(sel) => live.chips().iter().partition(|c| sel.contains(c)),
-        };
-        if released.is_empty() {
-            return true;
-        }
-        let live = if remaining.is_empty() {
-            let l = st.live.remove(&seq).expect("present");
-            if l.kind != LiveKind::Buffer {
-                if let Some(v) = st.programs.get_mut(&l.object) {
-                    v.retain(|s| *s != seq);
-                    if v.is_empty() {
-                        st.programs.remove(&l.object);
-                    }
+        // `live` is what is released now; `whole`: nothing of it stays live.
+        let (live, whole) = match only {
+            None => match st.live.remove(&seq) {
+                Some(l) => (l, true),
+                None => return false,
+            },
+            Some(sel) => {
+                let Some(l) = st.live.get_mut(&seq) else { return false };
+                let n = l.chips().iter().filter(|c| sel.contains(c)).count();
+                if n == 0 {
+                    return true;
+                }
+                if n == l.chips().len() {
+                    (st.live.remove(&seq).expect("present"), true)
+                } else {
+                    let (released, remaining): (Vec<i32>, Vec<i32>) = l.chips().iter().partition(|c| sel.contains(c));
+                    let mut part = l.clone();
+                    part.chips = Chips::of(released);
+                    l.chips = Chips::of(remaining);
+                    (part, false)
                 }
             }
-            l
-        } else {
-            let l = live.clone();
-            live.chips = if remaining.len() == 1 { Chips::One(remaining[0]) } else { Chips::Many(remaining) };
-            l
         };
+        if whole && live.kind != LiveKind::Buffer {
+            if let Some(v) = st.programs.get_mut(&live.object) {
+                v.retain(|s| *s != seq);
+                if v.is_empty() {
+                    st.programs.remove(&live.object);
+                }
+            }
+        }
         let kind = match (kind, live.kind) {
             (ChipKind::CbFree, LiveKind::Dfb) => ChipKind::DfbFree,
             (ChipKind::Free, LiveKind::Cb) => ChipKind::CbFree,
             (k, _) => k,
         };
         let mut ce = self.chip_event(&ev, kind, seq, &live);
-        for chip in released {
+        let bytes = live.bytes();
+        for &chip in live.chips() {
             ce.chip = chip;
-            if live.kind == LiveKind::Buffer {
+            if self.live_only {
+                // no accounting
+            } else if live.kind == LiveKind::Buffer {
                 for u in both(&mut self.usage, &mut self.proc_usage, p, chip, live.btype) {
                     u.frees += 1;
                     u.live_count = u.live_count.saturating_sub(1);
                     u.close_released += (kind == ChipKind::CloseRelease) as u64;
-                    u.lower(live.bytes());
+                    u.lower(bytes);
                 }
             } else {
-                self.cb_change(p, chip, live.object, -(live.bytes() as i64), -1, &ce);
+                self.cb_change(p, chip, live.object, -(bytes as i64), -1, &ce);
             }
             out(&ce);
         }
@@ -487,18 +509,33 @@ impl Model {
     /// chip's CB usage, which is the largest live program per process, summed
     /// over processes.
     fn cb_change(&mut self, p: u32, chip: i32, program: u64, delta: i64, count: i64, ce: &ChipEvent) {
+        let record = self.records;
         let st = self.proc_mut(p);
-        let old = st.cb_bytes.get(&(chip, program)).copied();
-        let new = (old.unwrap_or(0) as i64 + delta).max(0) as u64;
+        let old = st.cb_bytes.get(&(chip, program)).copied().unwrap_or(0);
+        let new = (old as i64 + delta).max(0) as u64;
+        let levels = st.cb_levels.entry(chip).or_default();
         // Per-process maximum before and after (the process's CB region).
-        let before = st.cb_bytes.iter().filter(|((c, _), _)| *c == chip).map(|(_, b)| *b).max().unwrap_or(0);
-        // Zero-byte entries (programs with only global CBs left) never raise the max.
+        let before = levels.last_key_value().map_or(0, |(b, _)| *b);
+        if new != old {
+            if old > 0 {
+                if let std::collections::btree_map::Entry::Occupied(mut e) = levels.entry(old) {
+                    *e.get_mut() -= 1;
+                    if *e.get() == 0 {
+                        e.remove();
+                    }
+                }
+            }
+            // Zero-byte entries (programs with only global CBs left) never raise the max.
+            if new > 0 {
+                *levels.entry(new).or_default() += 1;
+            }
+        }
+        let after = levels.last_key_value().map_or(0, |(b, _)| *b);
         if new == 0 {
             st.cb_bytes.remove(&(chip, program));
         } else {
             st.cb_bytes.insert((chip, program), new);
         }
-        let after = st.cb_bytes.iter().filter(|((c, _), _)| *c == chip).map(|(_, b)| *b).max().unwrap_or(0);
         for u in both(&mut self.usage, &mut self.proc_usage, p, chip, BufferType::Cb) {
             if count > 0 {
                 u.allocs += 1;
@@ -509,7 +546,7 @@ impl Model {
                 u.close_released += (ce.kind == ChipKind::CloseRelease) as u64;
             }
             if after >= before {
-                u.raise(after - before, ce);
+                u.raise(after - before, ce, record);
             } else {
                 u.lower(before - after);
             }

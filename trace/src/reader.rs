@@ -1,18 +1,26 @@
 //! Streaming trace reader. Memory stays bounded whatever the file holds:
 //! named records are length-checked before they are read, process indices
 //! and array lengths are validated, and every error names the byte offset.
+//!
+//! Records are decoded straight from a block buffer the reader refills in
+//! large reads (not byte by byte through `Read`): a record that straddles the
+//! end of the block is retried once the block has been refilled, so decoding
+//! never mutates state until a record is complete.
 
 use crate::record::*;
 use crate::writer::{tag, Prev};
-use rmp::decode as dec;
 use std::fmt;
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead};
 
 /// Named records above this size are refused (a real one is a few KiB).
 const MAX_NAMED_BYTES: u32 = 1 << 20;
 /// Process indices above this are refused (a trace with a million processes is not one).
 const MAX_PROCESSES: u32 = 1 << 20;
 const MAX_STR: u32 = 4096;
+/// Block size of the reader's own buffer; it grows (to hold the largest
+/// record a trace may have) only when one record does not fit.
+const BLOCK: usize = 256 << 10;
+const MAX_BLOCK: usize = MAX_NAMED_BYTES as usize + 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceError {
@@ -29,20 +37,160 @@ impl fmt::Display for TraceError {
 }
 impl std::error::Error for TraceError {}
 
-struct Counting<R> {
-    inner: R,
-    offset: u64,
+/// Why a record could not be decoded from the bytes at hand. Small and
+/// heap-free: it travels through every `?` of the hot path.
+enum DecodeError {
+    /// The bytes end inside the record: more are needed.
+    Short,
+    /// The bytes are not a valid record: what was wrong, and the value.
+    Bad(&'static str, u64),
+    /// A named record's body did not deserialize.
+    Body(String),
 }
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.offset += n as u64;
-        Ok(n)
+use DecodeError::{Bad, Body, Short};
+
+impl DecodeError {
+    fn message(self) -> String {
+        match self {
+            Short => "record cut short".into(),
+            Bad(what, v) => format!("{what} {v}"),
+            Body(e) => format!("body: {e}"),
+        }
+    }
+}
+
+/// Bytes an event record can never exceed in this format: array marker (5),
+/// tag (9), process, seq, time, thread (4 × 9), up to 7 more fields (7 × 9) = 113.
+/// With at least this many bytes at hand an event is decoded without bounds checks.
+const FAST_MIN: usize = 128;
+
+/// A msgpack cursor over a byte slice: just what the trace format uses.
+/// `CHECKED = false` only for event records in slices of `FAST_MIN` bytes or more.
+struct Cur<'a, const CHECKED: bool> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a, const CHECKED: bool> Cur<'a, CHECKED> {
+    #[inline(always)]
+    fn byte(&mut self) -> Result<u8, DecodeError> {
+        let v = if CHECKED {
+            *self.b.get(self.i).ok_or(Short)?
+        } else {
+            debug_assert!(self.i < self.b.len());
+            // SAFETY: an unchecked cursor reads one event record from a slice of
+            // at least FAST_MIN bytes, more than any event record can span.
+            unsafe { *self.b.get_unchecked(self.i) }
+        };
+        self.i += 1;
+        Ok(v)
+    }
+    #[inline(always)]
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let s = self.b.get(self.i..self.i + n).ok_or(Short)?;
+        self.i += n;
+        Ok(s)
+    }
+    /// A big-endian unsigned of N bytes.
+    #[inline(always)]
+    fn be<const N: usize>(&mut self) -> Result<u64, DecodeError> {
+        let s: [u8; N] = if CHECKED {
+            self.take(N)?.try_into().map_err(|_| Short)?
+        } else {
+            debug_assert!(self.i + N <= self.b.len());
+            // SAFETY: as in `byte`.
+            let s = unsafe { self.b.as_ptr().add(self.i).cast::<[u8; N]>().read_unaligned() };
+            self.i += N;
+            s
+        };
+        let mut a = [0u8; 8];
+        a[8 - N..].copy_from_slice(&s);
+        Ok(u64::from_be_bytes(a))
+    }
+    /// Any msgpack integer as (magnitude bits, negative).
+    #[inline(always)]
+    fn int(&mut self) -> Result<(u64, bool), DecodeError> {
+        let m = self.byte()?;
+        Ok(match m {
+            0x00..=0x7f => (m as u64, false),
+            0xe0..=0xff => (m as i8 as i64 as u64, true),
+            0xcc => (self.be::<1>()?, false),
+            0xcd => (self.be::<2>()?, false),
+            0xce => (self.be::<4>()?, false),
+            0xcf => (self.be::<8>()?, false),
+            0xd0 => {
+                let v = self.be::<1>()? as u8 as i8 as i64;
+                (v as u64, v < 0)
+            }
+            0xd1 => {
+                let v = self.be::<2>()? as u16 as i16 as i64;
+                (v as u64, v < 0)
+            }
+            0xd2 => {
+                let v = self.be::<4>()? as u32 as i32 as i64;
+                (v as u64, v < 0)
+            }
+            0xd3 => {
+                let v = self.be::<8>()? as i64;
+                (v as u64, v < 0)
+            }
+            _ => return Err(Bad("expected an integer, found marker", m as u64)),
+        })
+    }
+    #[inline(always)]
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        match self.int()? {
+            (v, false) => Ok(v),
+            (v, true) => Err(Bad("negative integer where an unsigned one belongs:", v as i64 as u64)),
+        }
+    }
+    #[inline(always)]
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        match self.int()? {
+            (v, false) if v > i64::MAX as u64 => Err(Bad("integer out of range:", v)),
+            (v, _) => Ok(v as i64),
+        }
+    }
+    fn array_len(&mut self) -> Result<u32, DecodeError> {
+        let m = self.byte()?;
+        Ok(match m {
+            0x90..=0x9f => (m & 0x0f) as u32,
+            0xdc => self.be::<2>()? as u32,
+            0xdd => self.be::<4>()? as u32,
+            _ => return Err(Bad("expected an array, found marker", m as u64)),
+        })
+    }
+    fn bin_len(&mut self) -> Result<u32, DecodeError> {
+        let m = self.byte()?;
+        Ok(match m {
+            0xc4 => self.be::<1>()? as u32,
+            0xc5 => self.be::<2>()? as u32,
+            0xc6 => self.be::<4>()? as u32,
+            _ => return Err(Bad("expected bin, found marker", m as u64)),
+        })
+    }
+    fn str_len(&mut self) -> Result<u32, DecodeError> {
+        let m = self.byte()?;
+        Ok(match m {
+            0xa0..=0xbf => (m & 0x1f) as u32,
+            0xd9 => self.be::<1>()? as u32,
+            0xda => self.be::<2>()? as u32,
+            0xdb => self.be::<4>()? as u32,
+            _ => return Err(Bad("expected a string, found marker", m as u64)),
+        })
     }
 }
 
 pub struct TraceReader<R> {
-    rd: Counting<R>,
+    inner: R,
+    buf: Vec<u8>,
+    /// `buf[pos..end]` is read but not yet decoded.
+    pos: usize,
+    end: usize,
+    /// File offset of `buf[0]`.
+    base: u64,
+    /// `inner` reported end of file.
+    eof: bool,
     prev: Vec<Prev>,
     started: bool,
     done: bool,
@@ -53,70 +201,28 @@ pub struct TraceReader<R> {
 
 impl<R: BufRead> TraceReader<R> {
     pub fn new(inner: R) -> Self {
-        TraceReader { rd: Counting { inner, offset: 0 }, prev: Vec::new(), started: false, done: false, complete: false, records: 0 }
+        TraceReader {
+            inner,
+            buf: Vec::new(),
+            pos: 0,
+            end: 0,
+            base: 0,
+            eof: false,
+            prev: Vec::new(),
+            started: false,
+            done: false,
+            complete: false,
+            records: 0,
+        }
     }
 
+    /// Byte offset of the next record (everything before it was decoded).
     pub fn offset(&self) -> u64 {
-        self.rd.offset
+        self.base + self.pos as u64
     }
 
-    fn err(&self, start: u64, message: impl Into<String>, truncated: bool) -> TraceError {
-        TraceError { offset: start, message: message.into(), truncated }
-    }
-
-    /// Next record; `Ok(None)` at a clean end of file.
-    pub fn next_record(&mut self) -> Result<Option<Record>, TraceError> {
-        if self.done {
-            return Ok(None);
-        }
-        let start = self.rd.offset;
-        let at_eof = match self.rd.inner.fill_buf() {
-            Ok(b) => b.is_empty(),
-            Err(e) => return Err(self.fail(start, format!("read error: {e}"), false)),
-        };
-        if at_eof {
-            self.done = true;
-            if !self.started {
-                return Err(self.err(0, "empty file: not a ttalloc trace", false));
-            }
-            return Ok(None);
-        }
-        match self.decode(start) {
-            Ok(r) => {
-                if !self.started {
-                    match &r {
-                        Record::Header(h) if h.magic == TRACE_MAGIC => {
-                            if h.format_version > TRACE_FORMAT_VERSION {
-                                return Err(self.fail(0, format!("trace format {} is newer than this ttalloc ({TRACE_FORMAT_VERSION})", h.format_version), false));
-                            }
-                        }
-                        _ => return Err(self.fail(0, "not a ttalloc trace (no header)", false)),
-                    }
-                    self.started = true;
-                }
-                if matches!(r, Record::Footer(_)) {
-                    self.complete = true;
-                }
-                self.records += 1;
-                Ok(Some(r))
-            }
-            Err(mut e) => {
-                // Whatever the decoder complained about, a record that ends at
-                // end-of-file is a cut, not corruption.
-                if e.truncated {
-                    if self.rd.inner.fill_buf().map_or(false, |b| b.is_empty()) {
-                        e = self.err(start, "trace cut short inside a record", true);
-                    } else {
-                        e.truncated = false;
-                    }
-                }
-                if !self.started {
-                    e = self.err(0, format!("not a ttalloc trace ({})", e.message), e.truncated);
-                }
-                self.done = true;
-                Err(e)
-            }
-        }
+    fn err(&self, offset: u64, message: impl Into<String>, truncated: bool) -> TraceError {
+        TraceError { offset, message: message.into(), truncated }
     }
 
     fn fail(&mut self, offset: u64, message: impl Into<String>, truncated: bool) -> TraceError {
@@ -124,134 +230,258 @@ impl<R: BufRead> TraceReader<R> {
         self.err(offset, message, truncated)
     }
 
-    fn decode(&mut self, start: u64) -> Result<Record, TraceError> {
-        macro_rules! bad {
-            ($e:expr) => {{
-                let e = $e;
-                // Marked provisionally as a cut; `next_record` keeps that only at end of file.
-                return Err(self.err(start, format!("corrupt record: {e}"), true));
-            }};
+    /// Reads more bytes after `end`, first moving the undecoded rest to the
+    /// front (and growing the block if the rest already fills it).
+    fn refill(&mut self) -> io::Result<()> {
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.base += self.pos as u64;
+            self.end -= self.pos;
+            self.pos = 0;
         }
-        let len = match dec::read_array_len(&mut self.rd) { Ok(n) => n, Err(e) => bad!(e) };
-        if !(2..=16).contains(&len) {
-            return Err(self.err(start, format!("corrupt record: array of {len}"), false));
+        if self.end == self.buf.len() {
+            let want = if self.buf.is_empty() { BLOCK } else { (self.buf.len() * 2).min(MAX_BLOCK.max(self.end + 1)) };
+            self.buf.resize(want, 0);
         }
-        let t: u8 = match dec::read_int(&mut self.rd) { Ok(v) => v, Err(e) => bad!(e) };
-        macro_rules! u {
-            () => { match dec::read_int::<u64, _>(&mut self.rd) { Ok(v) => v, Err(e) => bad!(e) } };
-        }
-        macro_rules! i {
-            () => { match dec::read_int::<i64, _>(&mut self.rd) { Ok(v) => v, Err(e) => bad!(e) } };
-        }
-        let want = |n: u32| -> Result<(), TraceError> {
-            if len == n { Ok(()) } else { Err(TraceError { offset: start, message: format!("corrupt record: tag {t} with {len} fields (expected {n})"), truncated: false }) }
-        };
-        match t {
-            tag::HEADER | tag::PROCESS | tag::MESH | tag::PROCESS_END | tag::FOOTER => {
-                want(2)?;
-                let n = match dec::read_bin_len(&mut self.rd) { Ok(n) => n, Err(e) => bad!(e) };
-                if n > MAX_NAMED_BYTES {
-                    return Err(self.err(start, format!("corrupt record: {n}-byte body"), false));
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
                 }
-                let mut body = vec![0u8; n as usize];
-                if let Err(e) = self.rd.read_exact(&mut body) { bad!(e) }
-                let r = match t {
-                    tag::HEADER => rmp_serde::from_slice(&body).map(Record::Header),
-                    tag::PROCESS => rmp_serde::from_slice::<ProcessInfo>(&body).map(Record::Process),
-                    tag::MESH => rmp_serde::from_slice::<MeshInfo>(&body).map(Record::Mesh),
-                    tag::PROCESS_END => rmp_serde::from_slice(&body).map(Record::ProcessEnd),
-                    _ => rmp_serde::from_slice(&body).map(Record::Footer),
-                };
-                let r = r.map_err(|e| self.err(start, format!("corrupt record body: {e}"), false))?;
-                if let Some(p) = r.process() {
-                    self.check_p(start, p as u64)?;
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
                 }
-                Ok(r)
-            }
-            tag::GAP => {
-                want(4)?;
-                let raw_p = u!();
-                let p = self.check_p(start, raw_p)?;
-                Ok(Record::Gap { p, after_seq: u!(), lost: u!() })
-            }
-            tag::RESYNC => {
-                want(4)?;
-                let raw_p = u!();
-                let p = self.check_p(start, raw_p)?;
-                let at_seq = u!();
-                let n = match dec::read_str_len(&mut self.rd) { Ok(n) => n, Err(e) => bad!(e) };
-                if n > MAX_STR {
-                    return Err(self.err(start, "corrupt record: long reason", false));
-                }
-                let mut s = vec![0u8; n as usize];
-                if let Err(e) = self.rd.read_exact(&mut s) { bad!(e) }
-                Ok(Record::Resync { p, at_seq, reason: String::from_utf8_lossy(&s).into_owned() })
-            }
-            tag::RESYNC_DROP => {
-                want(3)?;
-                let raw_p = u!();
-                let p = self.check_p(start, raw_p)?;
-                Ok(Record::ResyncDrop { p, alloc_seq: u!() })
-            }
-            _ => {
-                let raw_p = u!();
-                let p = self.check_p(start, raw_p)?;
-                let prev = self.prev[p as usize];
-                let seq = prev.seq.wrapping_add(i!() as u64);
-                let ts_ns = prev.ts.wrapping_add(i!() as u64);
-                let tid = u!() as u32;
-                self.prev[p as usize] = Prev { seq, ts: ts_ns };
-                let ev = Ev { p, seq, ts_ns, tid };
-                let r = match t {
-                    tag::ALLOC => {
-                        want(12)?;
-                        Record::Alloc(AllocRec { ev, chip: i!() as i32, btype: u!() as u8, flags: u!() as u16, object: u!(), address: u!(), size: u!(), page_size: u!() as u32 })
-                    }
-                    tag::FREE => {
-                        want(6)?;
-                        Record::Free { ev, alloc_seq: seq.wrapping_sub(i!() as u64) }
-                    }
-                    tag::UNKNOWN_FREE => {
-                        want(10)?;
-                        Record::UnknownFree { ev, object: u!(), chip: i!() as i32, btype: u!() as u8, address: u!(), size: u!() }
-                    }
-                    tag::CB_ALLOC | tag::DFB_ALLOC => {
-                        want(10)?;
-                        let c = CbRec { ev, chip: i!() as i32, program: u!(), address: u!(), size: u!(), flags: u!() as u16 };
-                        if t == tag::CB_ALLOC { Record::CbAlloc(c) } else { Record::DfbAlloc(c) }
-                    }
-                    tag::CB_FREE => {
-                        want(7)?;
-                        Record::CbFree { ev, chip: i!() as i32, program: u!() }
-                    }
-                    tag::PROGRAM_END => {
-                        want(6)?;
-                        Record::ProgramEnd { ev, program: u!() }
-                    }
-                    tag::DEVICE_CLOSE => {
-                        want(6)?;
-                        Record::DeviceClose { ev, chip: i!() as i32 }
-                    }
-                    tag::ALLOC_FAILED => {
-                        want(10)?;
-                        Record::AllocFailed { ev, chip: i!() as i32, btype: u!() as u8, size: u!(), program: u!(), what: u!() as u8 }
-                    }
-                    other => return Err(self.err(start, format!("corrupt record: unknown tag {other}"), false)),
-                };
-                Ok(r)
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             }
         }
     }
 
-    fn check_p(&mut self, start: u64, p: u64) -> Result<u32, TraceError> {
-        if p >= MAX_PROCESSES as u64 {
-            return Err(self.err(start, format!("corrupt record: process index {p}"), false));
+    /// Next record; `Ok(None)` at a clean end of file.
+    pub fn next_record(&mut self) -> Result<Option<Record>, TraceError> {
+        if self.done {
+            return Ok(None);
         }
-        if self.prev.len() <= p as usize {
-            self.prev.resize(p as usize + 1, Prev::default());
+        loop {
+            let start = self.offset();
+            if self.pos == self.end {
+                if self.eof {
+                    self.done = true;
+                    if !self.started {
+                        return Err(self.err(0, "empty file: not a ttalloc trace", false));
+                    }
+                    return Ok(None);
+                }
+                if let Err(e) = self.refill() {
+                    return Err(self.fail(start, format!("read error: {e}"), false));
+                }
+                continue;
+            }
+            let r = decode(&self.buf[self.pos..self.end], &mut self.prev);
+            let e = match r {
+                Ok((r, n)) => {
+                    self.pos += n;
+                    return self.accept(r);
+                }
+                // Room to read more: retry with the rest of the record.
+                Err(Short) if !self.eof && self.end - self.pos < MAX_BLOCK => {
+                    if let Err(e) = self.refill() {
+                        return Err(self.fail(start, format!("read error: {e}"), false));
+                    }
+                    continue;
+                }
+                // The file ends inside the record: a cut, not corruption.
+                Err(Short) if self.eof => self.err(start, "trace cut short inside a record", true),
+                Err(Short) => self.err(start, "corrupt record: longer than any record can be", false),
+                Err(e) => self.err(start, format!("corrupt record: {}", e.message()), false),
+            };
+            self.done = true;
+            if !self.started {
+                return Err(self.err(0, format!("not a ttalloc trace ({})", e.message), e.truncated));
+            }
+            return Err(e);
         }
-        Ok(p as u32)
     }
+
+    fn accept(&mut self, r: Record) -> Result<Option<Record>, TraceError> {
+        if !self.started {
+            match &r {
+                Record::Header(h) if h.magic == TRACE_MAGIC => {
+                    if h.format_version > TRACE_FORMAT_VERSION {
+                        return Err(self.fail(0, format!("trace format {} is newer than this ttalloc ({TRACE_FORMAT_VERSION})", h.format_version), false));
+                    }
+                }
+                _ => return Err(self.fail(0, "not a ttalloc trace (no header)", false)),
+            }
+            self.started = true;
+        }
+        if matches!(r, Record::Footer(_)) {
+            self.complete = true;
+        }
+        self.records += 1;
+        Ok(Some(r))
+    }
+}
+
+/// A process index, validated (and the delta state made room for).
+#[inline(always)]
+fn check_p(prev: &mut Vec<Prev>, p: u64) -> Result<u32, DecodeError> {
+    if p >= MAX_PROCESSES as u64 {
+        return Err(Bad("process index", p));
+    }
+    if prev.len() <= p as usize {
+        prev.resize(p as usize + 1, Prev::default());
+    }
+    Ok(p as u32)
+}
+
+/// Decodes one record from the front of `b`: the record and its length.
+/// `prev` (the per-process delta state) changes only when a record is returned.
+#[inline(always)]
+fn decode(b: &[u8], prev: &mut Vec<Prev>) -> Result<(Record, usize), DecodeError> {
+    if b.len() >= FAST_MIN {
+        decode_with::<false>(b, prev)
+    } else {
+        decode_with::<true>(b, prev)
+    }
+}
+
+#[inline(always)]
+fn decode_with<const CHECKED: bool>(b: &[u8], prev: &mut Vec<Prev>) -> Result<(Record, usize), DecodeError> {
+    let mut c = Cur::<CHECKED> { b, i: 0 };
+    let len = c.array_len()?;
+    if !(2..=16).contains(&len) {
+        return Err(Bad("array of", len as u64));
+    }
+    let t = c.u64()?;
+    let want = |n: u32| if len == n { Ok(()) } else { Err(Bad("wrong number of fields for the record's tag:", len as u64)) };
+    let t = match u8::try_from(t) {
+        Ok(t) => t,
+        Err(_) => return Err(Bad("unknown tag", t)),
+    };
+    let r = match t {
+        tag::HEADER | tag::PROCESS | tag::MESH | tag::PROCESS_END | tag::FOOTER | tag::GAP | tag::RESYNC | tag::RESYNC_DROP => {
+            want(match t {
+                tag::GAP | tag::RESYNC => 4,
+                tag::RESYNC_DROP => 3,
+                _ => 2,
+            })?;
+            let mut rc = Cur::<true> { b, i: c.i };
+            let r = decode_rare(t, &mut rc, prev)?;
+            c.i = rc.i;
+            r
+        }
+        _ => {
+            let p = check_p(prev, c.u64()?)?;
+            let last = prev[p as usize];
+            let seq = last.seq.wrapping_add(c.i64()? as u64);
+            let ts_ns = last.ts.wrapping_add(c.i64()? as u64);
+            let tid = c.u64()? as u32;
+            let ev = Ev { p, seq, ts_ns, tid };
+            let r = match t {
+                tag::ALLOC => {
+                    want(12)?;
+                    Record::Alloc(AllocRec {
+                        ev,
+                        chip: c.i64()? as i32,
+                        btype: c.u64()? as u8,
+                        flags: c.u64()? as u16,
+                        object: c.u64()?,
+                        address: c.u64()?,
+                        size: c.u64()?,
+                        page_size: c.u64()? as u32,
+                    })
+                }
+                tag::FREE => {
+                    want(6)?;
+                    Record::Free { ev, alloc_seq: seq.wrapping_sub(c.i64()? as u64) }
+                }
+                tag::UNKNOWN_FREE => {
+                    want(10)?;
+                    Record::UnknownFree { ev, object: c.u64()?, chip: c.i64()? as i32, btype: c.u64()? as u8, address: c.u64()?, size: c.u64()? }
+                }
+                tag::CB_ALLOC | tag::DFB_ALLOC => {
+                    want(10)?;
+                    let cb = CbRec { ev, chip: c.i64()? as i32, program: c.u64()?, address: c.u64()?, size: c.u64()?, flags: c.u64()? as u16 };
+                    if t == tag::CB_ALLOC {
+                        Record::CbAlloc(cb)
+                    } else {
+                        Record::DfbAlloc(cb)
+                    }
+                }
+                tag::CB_FREE => {
+                    want(7)?;
+                    Record::CbFree { ev, chip: c.i64()? as i32, program: c.u64()? }
+                }
+                tag::PROGRAM_END => {
+                    want(6)?;
+                    Record::ProgramEnd { ev, program: c.u64()? }
+                }
+                tag::DEVICE_CLOSE => {
+                    want(6)?;
+                    Record::DeviceClose { ev, chip: c.i64()? as i32 }
+                }
+                tag::ALLOC_FAILED => {
+                    want(10)?;
+                    Record::AllocFailed { ev, chip: c.i64()? as i32, btype: c.u64()? as u8, size: c.u64()?, program: c.u64()?, what: c.u64()? as u8 }
+                }
+                other => return Err(Bad("unknown tag", other as u64)),
+            };
+            // Complete: commit the delta state.
+            prev[p as usize] = Prev { seq, ts: ts_ns };
+            r
+        }
+    };
+    Ok((r, c.i))
+}
+
+/// The records that are not events (named records, gaps, resyncs): out of
+/// line, so the event path stays small.
+#[cold]
+#[inline(never)]
+fn decode_rare(t: u8, c: &mut Cur<'_, true>, prev: &mut Vec<Prev>) -> Result<Record, DecodeError> {
+    Ok(match t {
+        tag::HEADER | tag::PROCESS | tag::MESH | tag::PROCESS_END | tag::FOOTER => {
+            let n = c.bin_len()?;
+            if n > MAX_NAMED_BYTES {
+                return Err(Bad("named record too long: byte body of", n as u64));
+            }
+            let body = c.take(n as usize)?;
+            let r = match t {
+                tag::HEADER => rmp_serde::from_slice(body).map(Record::Header),
+                tag::PROCESS => rmp_serde::from_slice::<ProcessInfo>(body).map(Record::Process),
+                tag::MESH => rmp_serde::from_slice::<MeshInfo>(body).map(Record::Mesh),
+                tag::PROCESS_END => rmp_serde::from_slice(body).map(Record::ProcessEnd),
+                _ => rmp_serde::from_slice(body).map(Record::Footer),
+            };
+            let r = r.map_err(|e| Body(e.to_string()))?;
+            if let Some(p) = r.process() {
+                check_p(prev, p as u64)?;
+            }
+            r
+        }
+        tag::GAP => {
+            let p = check_p(prev, c.u64()?)?;
+            Record::Gap { p, after_seq: c.u64()?, lost: c.u64()? }
+        }
+        tag::RESYNC => {
+            let p = check_p(prev, c.u64()?)?;
+            let at_seq = c.u64()?;
+            let n = c.str_len()?;
+            if n > MAX_STR {
+                return Err(Bad("resync reason too long: bytes", n as u64));
+            }
+            let s = c.take(n as usize)?;
+            Record::Resync { p, at_seq, reason: String::from_utf8_lossy(s).into_owned() }
+        }
+        tag::RESYNC_DROP => {
+            let p = check_p(prev, c.u64()?)?;
+            Record::ResyncDrop { p, alloc_seq: c.u64()? }
+        }
+        other => return Err(Bad("unknown tag", other as u64)),
+    })
 }
 
 impl<R: BufRead> Iterator for TraceReader<R> {
@@ -261,8 +491,9 @@ impl<R: BufRead> Iterator for TraceReader<R> {
     }
 }
 
-/// Opens a trace file for streaming.
+/// Opens a trace file for streaming. (The reader keeps its own block buffer;
+/// the `BufReader` is only the type callers name, so it stays small.)
 pub fn open(path: &std::path::Path) -> Result<TraceReader<io::BufReader<std::fs::File>>, TraceError> {
     let f = std::fs::File::open(path).map_err(|e| TraceError { offset: 0, message: format!("cannot open: {e}"), truncated: false })?;
-    Ok(TraceReader::new(io::BufReader::with_capacity(1 << 20, f)))
+    Ok(TraceReader::new(io::BufReader::with_capacity(8 << 10, f)))
 }

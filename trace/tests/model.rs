@@ -99,3 +99,35 @@ fn peak_records_when() {
     let u = m.usage[&(0, BufferType::Dram)];
     assert_eq!((u.peak, u.peak_seq, u.current), (150, 1, 110));
 }
+
+/// A mesh program's CBs freed chip by chip (`track_deallocate_cb(device)`):
+/// each free releases that chip only; the program's CBs stay live elsewhere
+/// until their own free, and the CB usage per chip follows the largest
+/// remaining program exactly (also with several programs on a chip).
+#[test]
+fn cb_free_per_chip_of_a_mesh_program_and_the_largest_remaining_program() {
+    let cb = |seq, chip, program, size| Record::CbAlloc(CbRec { ev: ev(seq), chip, program, address: 0x1000, size, flags: 0 });
+    let free = |seq, chip, program| Record::CbFree { ev: ev(seq), chip, program };
+    let (m, out) = run(&[
+        mesh(4),
+        cb(0, -2, 0xA, 1000),
+        cb(1, -2, 0xA, 500),
+        cb(2, 1, 0xB, 1200),
+        cb(3, 1, 0xC, 700),
+        free(4, 0, 0xA),
+        free(5, 1, 0xA),
+    ]);
+    assert_eq!(m.usage[&(0, BufferType::Cb)].current, 0);
+    assert_eq!(m.usage[&(1, BufferType::Cb)].current, 1200, "0xB is now the largest on chip 1");
+    assert_eq!(m.usage[&(1, BufferType::Cb)].peak, 1500);
+    assert_eq!(m.usage[&(2, BufferType::Cb)].current, 1500);
+    assert_eq!(out.iter().filter(|e| e.kind == ChipKind::CbFree).count(), 4);
+    // Chips 2 and 3 still hold 0xA's two CBs: one ProgramEnd frees them.
+    assert_eq!(m.live().count(), 4);
+    let (m, _) = run(&[mesh(4), cb(0, -2, 0xA, 1000), cb(1, -2, 0xA, 500), cb(2, 1, 0xB, 1200), free(4, 0, 0xA), Record::ProgramEnd { ev: ev(5), program: 0xA }]);
+    for chip in [0, 2, 3] {
+        assert_eq!(m.usage[&(chip, BufferType::Cb)].current, 0, "chip {chip}");
+    }
+    assert_eq!(m.usage[&(1, BufferType::Cb)].current, 1200);
+    assert_eq!(m.live().count(), 1);
+}

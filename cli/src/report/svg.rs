@@ -1,8 +1,10 @@
 //! Hand-drawn inline SVG: step-line charts, stacked bars and the L1 address
-//! map. No scripts, no external references; tooltips are SVG `<title>`s.
+//! map. No external references; tooltips are SVG `<title>`s. Everything
+//! that draws data carries the class `mark` (the page's self-check looks
+//! for drawn marks in every picture).
 
 use crate::summary::L1Map;
-use crate::units::bytes;
+use crate::units::{bytes, hex};
 use std::fmt::Write;
 
 pub fn esc(s: &str) -> String {
@@ -38,7 +40,7 @@ pub fn part_color(i: usize) -> &'static str {
     P[i % P.len()]
 }
 
-/// A "nice" axis maximum and step for `max` (1, 2, 5 × 10^k; or powers of two × KiB for bytes).
+/// A round axis step for `max` in at most `ticks` steps (1, 2, 5 × 10^k).
 fn nice_step(max: f64, ticks: f64) -> f64 {
     if max <= 0.0 {
         return 1.0;
@@ -58,56 +60,69 @@ fn nice_step(max: f64, ticks: f64) -> f64 {
     n * mag
 }
 
+/// A byte axis step: a power of two (memory sizes are), at most 4 steps to `max`.
 fn byte_step(max: u64) -> u64 {
-    // 1, 2, 5, 10, 20, 50, 100, 200, 500 of B, KiB, MiB, GiB, TiB: at most 5 steps.
-    for unit in [1u64, 1 << 10, 1 << 20, 1 << 30, 1 << 40] {
-        for m in [1u64, 2, 5, 10, 20, 50, 100, 200, 500] {
-            let step = m * unit;
-            if max.div_ceil(step) <= 5 {
-                return step;
-            }
-        }
-    }
-    max.div_ceil(5).max(1)
+    max.div_ceil(4).max(1).next_power_of_two()
+}
+
+/// An axis count: `800`, `25k`, `2.5M`.
+fn short_count(n: u64) -> String {
+    let (v, unit) = match n {
+        0..=9_999 => return n.to_string(),
+        10_000..=999_999 => (n as f64 / 1e3, "k"),
+        1_000_000..=999_999_999 => (n as f64 / 1e6, "M"),
+        _ => (n as f64 / 1e9, "G"),
+    };
+    let s = format!("{v:.1}");
+    format!("{}{unit}", s.strip_suffix(".0").unwrap_or(&s))
 }
 
 pub struct Series {
     pub name: String,
     pub color: &'static str,
-    /// (x seconds, y bytes), as a step function: each y holds until the next x.
+    /// (x, y bytes) as a step function: each y holds until the next x.
     pub points: Vec<(f64, u64)>,
 }
 
-/// A step-line chart of byte series over seconds.
-pub fn line_chart(title: &str, series: &[Series], x_max: f64, w: u32, h: u32) -> String {
-    let (ml, mr, mt, mb) = (78.0, 12.0, 30.0, 30.0);
+/// A point worth a marker: (x, y, tooltip).
+pub struct Marker {
+    pub x: f64,
+    pub y: u64,
+    pub color: &'static str,
+    pub label: String,
+}
+
+/// A step-line chart of byte series over event numbers `0..x_max`, with
+/// `markers` (the peaks) as dots.
+pub fn line_chart(title: &str, series: &[Series], markers: &[Marker], x_max: f64, w: u32, h: u32) -> String {
+    let (ml, mr, mt, mb) = (72.0, 10.0, 24.0, 34.0);
     let pw = w as f64 - ml - mr;
     let ph = h as f64 - mt - mb;
     let y_max_raw = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).max().unwrap_or(0).max(1);
     let ystep = byte_step(y_max_raw);
     let y_max = (y_max_raw.div_ceil(ystep) * ystep).max(ystep) as f64;
     let x_max = if x_max > 0.0 { x_max } else { 1.0 };
-    let xstep = nice_step(x_max, 6.0);
+    let xstep = nice_step(x_max, 5.0).max(1.0);
     let sx = |x: f64| ml + (x / x_max).clamp(0.0, 1.0) * pw;
     let sy = |y: u64| mt + ph - (y as f64 / y_max).clamp(0.0, 1.0) * ph;
     let mut o = String::new();
     let _ = write!(o, r#"<svg class="chart" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{}">"#, esc(title));
     let _ = write!(o, r#"<text x="{ml}" y="14" class="title">{}</text>"#, esc(title));
-    // Grid and axes.
     let mut y = 0u64;
     while (y as f64) <= y_max + 0.5 {
         let py = sy(y);
-        let _ = write!(o, r##"<line x1="{ml}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#e4e4e4"/><text x="{:.1}" y="{:.1}" class="ytick">{}</text>"##, ml + pw, ml - 6.0, py + 4.0, bytes(y));
+        let _ = write!(o, r##"<line x1="{ml}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#e8e8e8"/><text x="{:.1}" y="{:.1}" class="ytick">{}</text>"##, ml + pw, ml - 5.0, py + 4.0, bytes(y));
         y += ystep;
     }
     let mut x = 0.0;
     while x <= x_max * 1.0001 {
         let px = sx(x);
-        let label = if xstep >= 1.0 { format!("{x:.0}s") } else if xstep >= 0.001 { format!("{:.0}ms", x * 1e3) } else { format!("{:.0}µs", x * 1e6) };
-        let _ = write!(o, r##"<line x1="{px:.1}" y1="{mt}" x2="{px:.1}" y2="{:.1}" stroke="#f0f0f0"/><text x="{px:.1}" y="{:.1}" class="xtick">{label}</text>"##, mt + ph, mt + ph + 16.0);
+        let anchor = if px > ml + pw - 24.0 { "end" } else { "middle" };
+        let _ = write!(o, r##"<line x1="{px:.1}" y1="{mt}" x2="{px:.1}" y2="{:.1}" stroke="#f2f2f2"/><text x="{px:.1}" y="{:.1}" class="xtick" text-anchor="{anchor}">{}</text>"##, mt + ph, mt + ph + 14.0, short_count(x as u64));
         x += xstep;
     }
-    let _ = write!(o, r##"<rect x="{ml}" y="{mt}" width="{pw:.1}" height="{ph:.1}" fill="none" stroke="#999"/>"##);
+    let _ = write!(o, r##"<text x="{:.1}" y="{:.1}" class="axis">event # (order of the traced calls)</text>"##, ml + pw, h as f64 - 4.0);
+    let _ = write!(o, r##"<rect x="{ml}" y="{mt}" width="{pw:.1}" height="{ph:.1}" fill="none" stroke="#aaa"/>"##);
     for s in series {
         if s.points.is_empty() {
             continue;
@@ -130,13 +145,17 @@ pub fn line_chart(title: &str, series: &[Series], x_max: f64, w: u32, h: u32) ->
             let _ = write!(d, " L{:.1},{:.1}", sx(x_max), sy(py));
         }
         let peak = s.points.iter().map(|p| p.1).max().unwrap_or(0);
-        let _ = write!(o, r#"<path d="{d}" fill="none" stroke="{}" stroke-width="1.6"><title>{} (peak {})</title></path>"#, s.color, esc(&s.name), bytes(peak));
+        let _ = write!(o, r#"<path class="mark" d="{d}" fill="none" stroke="{}" stroke-width="1.6"><title>{} (peak {})</title></path>"#, s.color, esc(&s.name), bytes(peak));
     }
-    // Legend, on the title line.
-    let mut lx = ml + 24.0 + 6.5 * title.chars().count() as f64;
-    for s in series {
-        let _ = write!(o, r#"<rect x="{lx:.1}" y="5" width="10" height="10" fill="{}"/><text x="{:.1}" y="14" class="legend">{}</text>"#, s.color, lx + 14.0, esc(&s.name));
-        lx += 24.0 + 7.0 * s.name.len() as f64;
+    for m in markers {
+        let (px, py) = (sx(m.x), sy(m.y));
+        let _ = write!(o, r##"<circle class="mark" cx="{px:.1}" cy="{py:.1}" r="3.5" fill="{}" stroke="#fff" stroke-width="1"><title>{}</title></circle>"##, m.color, esc(&m.label));
+    }
+    // Legend, right-aligned on the title line.
+    let mut lx = ml + pw;
+    for s in series.iter().rev() {
+        lx -= 22.0 + 6.5 * s.name.len() as f64;
+        let _ = write!(o, r#"<rect x="{lx:.1}" y="5" width="10" height="10" fill="{}"/><text x="{:.1}" y="14" class="legend">{}</text>"#, s.color, lx + 13.0, esc(&s.name));
     }
     o.push_str("</svg>");
     o
@@ -148,12 +167,12 @@ pub struct Part {
     pub color: &'static str,
 }
 
-/// A horizontal stacked bar of `parts` out of `total`.
-pub fn stacked_bar(parts: &[Part], total: u64, w: u32) -> String {
+/// A horizontal stacked bar of `parts` out of `total`, labelled where there is room.
+pub fn stacked_bar(title: &str, parts: &[Part], total: u64, w: u32) -> String {
     let h = 26;
     let total = total.max(parts.iter().map(|p| p.bytes).sum()).max(1);
     let mut o = String::new();
-    let _ = write!(o, r#"<svg class="bar" width="{w}" height="{h}" viewBox="0 0 {w} {h}">"#);
+    let _ = write!(o, r#"<svg class="bar" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{}">"#, esc(title));
     let _ = write!(o, r##"<rect x="0" y="2" width="{w}" height="22" fill="#f4f4f4" stroke="#ccc"/>"##);
     let mut x = 0.0;
     for p in parts {
@@ -161,60 +180,87 @@ pub fn stacked_bar(parts: &[Part], total: u64, w: u32) -> String {
         if pw <= 0.0 {
             continue;
         }
-        let _ = write!(o, r##"<rect x="{x:.2}" y="2" width="{pw:.2}" height="22" fill="{}" stroke="#fff" stroke-width="0.5"><title>{}</title></rect>"##, p.color, esc(&p.label));
+        let _ = write!(o, r##"<rect class="mark" x="{x:.2}" y="2" width="{pw:.2}" height="22" fill="{}" stroke="#fff" stroke-width="0.5"><title>{}</title></rect>"##, p.color, esc(&p.label));
+        let short = bytes(p.bytes);
+        if pw > 8.0 * short.len() as f64 + 8.0 {
+            let _ = write!(o, r##"<text x="{:.1}" y="17" class="inbar">{}</text>"##, x + pw / 2.0, short);
+        }
         x += pw;
     }
     o.push_str("</svg>");
     o
 }
 
-/// The L1 address map of one chip at its L1 peak.
+/// The L1 address map at the L1 peak: L1 and L1_SMALL buffers on the upper
+/// lane, CBs (which overlap across programs by design) on the lower one, the
+/// CB region bracketed, the largest free gap outlined, address ticks below.
 pub fn address_map(m: &L1Map, w: u32) -> String {
-    let h = 92.0;
-    let (ml, mr) = (8.0, 8.0);
+    let h = 118.0;
+    let (ml, mr) = (10.0, 10.0);
     let pw = w as f64 - ml - mr;
     let span = (m.hi.saturating_sub(m.lo)).max(1) as f64;
     let sx = |a: u64| ml + (a.saturating_sub(m.lo) as f64 / span).clamp(0.0, 1.0) * pw;
+    let (buf_y, buf_h, cb_y, cb_h) = (22.0, 30.0, 58.0, 18.0);
     let mut o = String::new();
     let _ = write!(o, r#"<svg class="l1map" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="L1 address map">"#);
-    // Lanes: buffers (L1, L1_SMALL) on the upper band, CBs (which overlap across programs) below.
-    let _ = write!(o, r##"<rect x="{ml}" y="8" width="{pw:.1}" height="28" fill="#fafafa" stroke="#bbb"/><rect x="{ml}" y="40" width="{pw:.1}" height="14" fill="#fafafa" stroke="#ddd"/>"##);
+    let _ = write!(o, r##"<text x="{ml}" y="14" class="lane">buffers (L1, L1_SMALL)</text><text x="{ml}" y="{:.1}" class="lane">circular buffers</text>"##, cb_y + cb_h + 12.0);
+    let _ = write!(o, r##"<rect x="{ml}" y="{buf_y}" width="{pw:.1}" height="{buf_h}" fill="#fafafa" stroke="#bbb"/><rect x="{ml}" y="{cb_y}" width="{pw:.1}" height="{cb_h}" fill="#fafafa" stroke="#ddd"/>"##);
+    // The CB region: from the lowest to the highest CB address.
+    let cbs: Vec<_> = m.ranges.iter().filter(|r| r.btype == "CB").collect();
+    if let (Some(lo), Some(hi)) = (cbs.iter().map(|r| r.start).min(), cbs.iter().map(|r| r.end).max()) {
+        let (x0, x1) = (sx(lo), sx(hi));
+        let _ = write!(o, r##"<rect x="{x0:.2}" y="{cb_y}" width="{:.2}" height="{cb_h}" fill="#59a14f" fill-opacity="0.12" stroke="#59a14f" stroke-dasharray="2 2"><title>CB region {}–{} ({})</title></rect>"##, (x1 - x0).max(1.0), hex(lo), hex(hi), bytes(hi - lo));
+        let label = format!("CB region {}", bytes(hi - lo));
+        let (lx, anchor) = if x1 + 6.5 * label.len() as f64 + 8.0 < ml + pw { (x1 + 4.0, "start") } else { (x0 - 4.0, "end") };
+        let _ = write!(o, r##"<text x="{lx:.1}" y="{:.1}" text-anchor="{anchor}" class="lane" style="fill:#3b7a34">{}</text>"##, cb_y + cb_h - 5.0, esc(&label));
+    }
     if let Some([start, size]) = m.largest_gap {
-        let x0 = sx(start);
-        let x1 = sx(start + size);
-        let _ = write!(o, r##"<rect x="{x0:.2}" y="6" width="{:.2}" height="50" fill="none" stroke="#d62728" stroke-width="1.5" stroke-dasharray="4 2"><title>largest free gap: {} at {:#x}</title></rect>"##, (x1 - x0).max(1.0), bytes(size), start);
-        if x1 - x0 > 90.0 {
-            let _ = write!(o, r##"<text x="{:.1}" y="26" text-anchor="middle" style="fill:#d62728">free {}</text>"##, (x0 + x1) / 2.0, bytes(size));
+        let (x0, x1) = (sx(start), sx(start + size));
+        let _ = write!(o, r##"<rect x="{x0:.2}" y="{:.1}" width="{:.2}" height="{:.1}" fill="#d62728" fill-opacity="0.05" stroke="#d62728" stroke-width="1.5" stroke-dasharray="5 3"><title>largest free gap: {} at {}</title></rect>"##, buf_y - 3.0, (x1 - x0).max(1.5), cb_y + cb_h - buf_y + 6.0, bytes(size), hex(start));
+        let full = format!("largest free gap {}", bytes(size));
+        let label = if x1 - x0 > 6.5 * full.len() as f64 { Some(full) } else { (x1 - x0 > 30.0).then(|| "gap".to_string()) };
+        if let Some(label) = label {
+            let _ = write!(o, r##"<text x="{:.1}" y="{:.1}" class="gap">{}</text>"##, (x0 + x1) / 2.0, buf_y + buf_h / 2.0 + 4.0, esc(&label));
         }
     }
     for r in &m.ranges {
-        let x0 = sx(r.start);
-        let x1 = sx(r.end);
-        let (y, hh, op) = if r.btype == "CB" { (40.0, 14.0, 0.45) } else { (8.0, 28.0, 0.9) };
+        let (x0, x1) = (sx(r.start), sx(r.end));
+        let cb = r.btype == "CB";
+        let (y, hh, op) = if cb { (cb_y, cb_h, 0.55) } else { (buf_y, buf_h, 0.9) };
         let prog = r.program.map(|p| format!(" program {p:#x}")).unwrap_or_default();
         let clip = if r.clipped { " (footprint estimate clipped)" } else { "" };
         let _ = write!(
             o,
-            r##"<rect x="{x0:.2}" y="{y}" width="{:.2}" height="{hh}" fill="{}" fill-opacity="{op}" stroke="#333" stroke-width="0.3"><title>{} {} at {:#x}–{:#x} pid {} seq {}{}{}</title></rect>"##,
-            (x1 - x0).max(0.8),
+            r##"<rect class="mark" x="{x0:.2}" y="{y}" width="{:.2}" height="{hh}" fill="{}" fill-opacity="{op}" stroke="#333" stroke-width="0.3"><title>{} {} at {}–{} pid {} seq {}{}{}</title></rect>"##,
+            (x1 - x0).max(1.0),
             type_color(&r.btype),
             esc(&r.btype),
             bytes(r.size),
-            r.start,
-            r.end,
+            hex(r.start),
+            hex(r.end),
             r.pid,
             r.id,
             prog,
             clip
         );
+        let label = bytes(r.size);
+        if !cb && x1 - x0 > 7.0 * label.len() as f64 + 6.0 {
+            let _ = write!(o, r##"<text x="{:.1}" y="{:.1}" class="inbar">{}</text>"##, (x0 + x1) / 2.0, buf_y + buf_h / 2.0 + 4.0, label);
+        }
     }
-    let _ = write!(o, r#"<text x="{ml}" y="70" class="xtick" text-anchor="start">{:#x}</text><text x="{:.1}" y="70" class="xtick" text-anchor="end">{:#x}</text>"#, m.lo, ml + pw, m.hi);
-    let mut lx = ml;
-    for t in ["L1", "L1_SMALL", "CB"] {
-        let _ = write!(o, r#"<rect x="{lx:.1}" y="78" width="10" height="10" fill="{}"/><text x="{:.1}" y="87" class="legend">{t}</text>"#, type_color(t), lx + 14.0);
-        lx += 90.0;
+    // Address ticks.
+    let axis_y = cb_y + cb_h + 24.0;
+    // Addresses are tiled in powers of two: ticks at multiples of one.
+    let step = ((span / 8.0).ceil().max(1.0) as u64).next_power_of_two();
+    let first = m.lo.div_ceil(step) * step;
+    let _ = write!(o, r##"<line x1="{ml}" y1="{axis_y}" x2="{:.1}" y2="{axis_y}" stroke="#999"/>"##, ml + pw);
+    let mut a = first;
+    while a <= m.hi {
+        let px = sx(a);
+        let anchor = if px < ml + 30.0 { "start" } else if px > ml + pw - 30.0 { "end" } else { "middle" };
+        let _ = write!(o, r##"<line x1="{px:.1}" y1="{axis_y}" x2="{px:.1}" y2="{:.1}" stroke="#999"/><text x="{px:.1}" y="{:.1}" text-anchor="{anchor}" class="addr">{}</text>"##, axis_y + 4.0, axis_y + 16.0, hex(a));
+        a += step;
     }
-    let _ = write!(o, r##"<rect x="{lx:.1}" y="78" width="10" height="10" fill="none" stroke="#d62728" stroke-dasharray="3 1"/><text x="{:.1}" y="87" class="legend">largest free gap</text>"##, lx + 14.0);
     o.push_str("</svg>");
     o
 }

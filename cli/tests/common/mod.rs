@@ -1,6 +1,8 @@
 #![allow(dead_code, clippy::manual_is_multiple_of)]
 //! Golden traces built with the real writer, and a runner for the real binary.
 
+pub mod trace_event;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use ttalloc_ring::event::FLAG_HOOKED;
