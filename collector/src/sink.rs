@@ -31,10 +31,12 @@ impl Sink {
                     .mode(0o600)
                     .open(path)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
-                Some(
-                    TraceWriter::new(BufWriter::with_capacity(1 << 20, f), &header)
-                        .map_err(|e| format!("{}: {e}", path.display()))?,
-                )
+                // The header goes out at once: a collector killed in its first
+                // moments still leaves a (cut short) trace, not an empty file.
+                let w = TraceWriter::new(BufWriter::with_capacity(1 << 20, f), &header)
+                    .and_then(|mut w| w.flush().map(|_| w))
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                Some(w)
             }
         };
         Ok(Sink { writer, path: out.map(Path::to_path_buf), model, write_error: None, records: 0 })
