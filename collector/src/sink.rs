@@ -31,15 +31,18 @@ impl Sink {
                     .mode(0o600)
                     .open(path)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
-                // The header goes out at once: a collector killed in its first
-                // moments still leaves a (cut short) trace, not an empty file.
-                let w = TraceWriter::new(BufWriter::with_capacity(1 << 20, f), &header)
-                    .and_then(|mut w| w.flush().map(|_| w))
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                Some(w)
+                Some(
+                    TraceWriter::new(BufWriter::with_capacity(1 << 20, f), &header)
+                        .map_err(|e| format!("{}: {e}", path.display()))?,
+                )
             }
         };
-        Ok(Sink { writer, path: out.map(Path::to_path_buf), model, write_error: None, records: 0 })
+        let mut sink = Sink { writer, path: out.map(Path::to_path_buf), model, write_error: None, records: 0 };
+        // The header goes out at once: a collector killed in its first moments
+        // still leaves a (cut short) trace, not an empty file. A full disk is
+        // reported like any later write error; the workload runs regardless.
+        sink.flush();
+        Ok(sink)
     }
 
     pub fn emit(&mut self, r: Record) {

@@ -517,3 +517,37 @@ fn fork_mid_run() {
     }
     report("fork() x5 while a thread allocates", 5, 1, 0, "-", 0);
 }
+
+/// The trace's disk fills up while the collector writes: one clear error,
+/// the workload runs on unaffected (launch mode returns its exit code), the
+/// trace written so far replays and says it was cut short.
+#[test]
+fn trace_disk_full() {
+    let w = driver("v081", &["churn", "100000"], &["pid", "ns_per_pair"]);
+    let want = w.untracked();
+    let n = baseline_events(&w, &[]);
+    let disk = Mount::tmpfs("size=64k,mode=0700");
+    let shm = ShmDir::new();
+    let trace = disk.path().join("t.msgpack");
+    let run = collect(&shm, &trace, &w.args(), &[]);
+    // The workload's stdout passes through the collector in launch mode.
+    assert_eq!(w.outcome(&run.output), want, "the workload is unaffected");
+    let errors: Vec<String> = stderr(&run.output).lines().filter(|l| l.starts_with("ttalloc-collect:")).map(str::to_string).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains(&trace.display().to_string()) && errors[0].contains("No space left on device"), "{}", errors[0]);
+    assert!(stderr(&run.output).contains("TRACE INCOMPLETE"), "the summary says so too");
+
+    let r = replay(&trace);
+    assert!(!r.complete);
+    let cut = r.cut.expect("the trace ends inside a record");
+    assert!(cut <= 64 * 1024);
+    let o = Command::new(artefact("ttalloc")).arg("replay").arg(&trace).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!("ttalloc: {}: warning: trace cut short inside a record at byte offset {cut}; replayed up to there\n", trace.display())
+    );
+    assert!(stdout(&o).contains("incomplete"), "{}", stdout(&o));
+    let lost = n - ring_events(&r);
+    report("trace disk full (64 KiB tmpfs for --out)", 1, 1, lost, "the collector's summary counts every event; the trace says where it was cut", 0);
+}
