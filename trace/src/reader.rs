@@ -163,8 +163,13 @@ impl<R: BufRead> TraceReader<R> {
                     _ => rmp_serde::from_slice(&body).map(Record::Footer),
                 };
                 let r = r.map_err(|e| self.err(start, format!("corrupt record body: {e}"), false))?;
-                if let Some(p) = r.process() {
-                    self.check_p(start, p as u64)?;
+                match &r {
+                    Record::Process(i) => self.announce(start, i.p as u64)?,
+                    _ => {
+                        if let Some(p) = r.process() {
+                            self.check_p(start, p as u64)?;
+                        }
+                    }
                 }
                 Ok(r)
             }
@@ -243,14 +248,25 @@ impl<R: BufRead> TraceReader<R> {
         }
     }
 
+    /// A record about process `p`: it must have been announced (so memory
+    /// follows the process records a trace holds, not an index it names).
     fn check_p(&mut self, start: u64, p: u64) -> Result<u32, TraceError> {
-        if p >= MAX_PROCESSES as u64 {
-            return Err(self.err(start, format!("corrupt record: process index {p}"), false));
-        }
-        if self.prev.len() <= p as usize {
-            self.prev.resize(p as usize + 1, Prev::default());
+        if p >= self.prev.len() as u64 {
+            return Err(self.err(start, format!("corrupt record: process {p} was never announced"), false));
         }
         Ok(p as u32)
+    }
+
+    /// A process record: indices are announced in order, 0, 1, 2, …
+    fn announce(&mut self, start: u64, p: u64) -> Result<(), TraceError> {
+        let next = self.prev.len() as u64;
+        if p > next || p >= MAX_PROCESSES as u64 {
+            return Err(self.err(start, format!("corrupt record: process {p} announced before process {next}"), false));
+        }
+        if p == next {
+            self.prev.push(Prev::default());
+        }
+        Ok(())
     }
 }
 
