@@ -165,6 +165,10 @@ impl<R: BufRead> TraceReader<R> {
                 let r = r.map_err(|e| self.err(start, format!("corrupt record body: {e}"), false))?;
                 match &r {
                     Record::Process(i) => self.announce(start, i.p as u64)?,
+                    // Every allocation on a mesh is expanded to its chips: cap them as the ring does.
+                    Record::Mesh(m) if m.chips.len() > ttalloc_ring::MAX_MESH_CHIPS => {
+                        return Err(self.err(start, format!("corrupt record: a mesh of {} chips (at most {})", m.chips.len(), ttalloc_ring::MAX_MESH_CHIPS), false));
+                    }
                     _ => {
                         if let Some(p) = r.process() {
                             self.check_p(start, p as u64)?;
