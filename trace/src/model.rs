@@ -96,7 +96,8 @@ pub struct Usage {
 
 impl Usage {
     fn raise(&mut self, bytes: u64, ev: &ChipEvent) {
-        self.current += bytes;
+        // Hostile sizes saturate: a total at the top is absurd, but not a small lie.
+        self.current = self.current.saturating_add(bytes);
         if self.current > self.peak {
             self.peak = self.current;
             self.peak_seq = ev.seq;
@@ -380,8 +381,9 @@ impl Model {
             }
             Record::Gap { p, lost, .. } => {
                 self.gaps += 1;
-                self.dropped += lost;
-                self.proc_mut(*p).dropped += lost;
+                self.dropped = self.dropped.saturating_add(*lost);
+                let st = self.proc_mut(*p);
+                st.dropped = st.dropped.saturating_add(*lost);
             }
             Record::Resync { p, .. } => self.proc_mut(*p).resyncs += 1,
             Record::ResyncDrop { p, alloc_seq } => {
@@ -420,7 +422,7 @@ impl Model {
                     u.raise(live.bytes(), &ce);
                 }
             } else {
-                self.cb_change(p, chip, live.object, live.bytes() as i64, 1, &ce);
+                self.cb_change(p, chip, live.object, live.bytes() as i128, 1, &ce);
             }
             out(&ce);
         }
@@ -476,7 +478,7 @@ impl Model {
                     u.lower(live.bytes());
                 }
             } else {
-                self.cb_change(p, chip, live.object, -(live.bytes() as i64), -1, &ce);
+                self.cb_change(p, chip, live.object, -(live.bytes() as i128), -1, &ce);
             }
             out(&ce);
         }
@@ -486,10 +488,11 @@ impl Model {
     /// Moves program `program`'s CB bytes on `chip` by `delta` and updates the
     /// chip's CB usage, which is the largest live program per process, summed
     /// over processes.
-    fn cb_change(&mut self, p: u32, chip: i32, program: u64, delta: i64, count: i64, ce: &ChipEvent) {
+    fn cb_change(&mut self, p: u32, chip: i32, program: u64, delta: i128, count: i64, ce: &ChipEvent) {
         let st = self.proc_mut(p);
         let old = st.cb_bytes.get(&(chip, program)).copied();
-        let new = (old.unwrap_or(0) as i64 + delta).max(0) as u64;
+        // i128: any u64 size and its negation fit; the result is clamped to u64.
+        let new = (old.unwrap_or(0) as i128 + delta).clamp(0, u64::MAX as i128) as u64;
         // Per-process maximum before and after (the process's CB region).
         let before = st.cb_bytes.iter().filter(|((c, _), _)| *c == chip).map(|(_, b)| *b).max().unwrap_or(0);
         // Zero-byte entries (programs with only global CBs left) never raise the max.

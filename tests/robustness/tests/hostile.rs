@@ -177,3 +177,23 @@ fn records_that_point_at_themselves() {
     assert!(peak < 4 * MIB);
     assert_eq!(model.live().count(), 0);
 }
+
+#[test]
+fn absurd_sizes_and_counts_saturate() {
+    // Sizes and loss counts near 2^64: totals stop at the top instead of
+    // wrapping to small numbers (release) or panicking (debug builds).
+    let ev = |seq| Ev { p: 0, seq, ts_ns: seq, tid: 1 };
+    let huge = u64::MAX - 1;
+    let mut records = vec![process(0)];
+    for i in 0..3 {
+        records.push(Record::Alloc(AllocRec { ev: ev(i), chip: 0, btype: 0, flags: 0, object: 1 + i, address: 0, size: huge, page_size: 0 }));
+        records.push(Record::CbAlloc(CbRec { ev: ev(10 + i), chip: 0, program: 7, address: 0, size: huge, flags: 0 }));
+        records.push(Record::Gap { p: 0, after_seq: i, lost: huge });
+    }
+    records.push(Record::CbFree { ev: ev(20), chip: 0, program: 7 });
+    let (e, _, model) = read(&trace(&records));
+    assert!(e.is_none(), "{e:?}");
+    assert_eq!(model.usage[&(0, ttalloc_ring::BufferType::Dram)].current, u64::MAX);
+    assert_eq!(model.usage[&(0, ttalloc_ring::BufferType::Cb)].peak, u64::MAX);
+    assert_eq!(model.dropped, u64::MAX);
+}
