@@ -58,8 +58,18 @@ pub fn commands(data: &[u8]) {
     }
 }
 
+/// Corpus seeds: the small valid trace, and one whose sizes and counts are
+/// near 2^64 (arithmetic overflow is what a fuzzer finds there).
+pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    vec![("seed", seed()), ("huge", seed_with(u64::MAX - 1))]
+}
+
 /// A small valid trace with every kind of record (a corpus seed).
 pub fn seed() -> Vec<u8> {
+    seed_with(1 << 20)
+}
+
+fn seed_with(big: u64) -> Vec<u8> {
     use ttalloc_trace::*;
     let header = TraceHeader {
         magic: TRACE_MAGIC.into(),
@@ -74,16 +84,16 @@ pub fn seed() -> Vec<u8> {
     let records = vec![
         Record::Process(ProcessInfo { p: 0, pid: 10, start_ticks: 5, exe: "python".into(), created_mono_ns: 1, created_real_ns: 2, shim_info: "{}".into(), attach: "from-start".into() }),
         Record::Mesh(MeshInfo { p: 0, slot: 0, mesh: 0x5000, chips: vec![0, 1, 2, 3] }),
-        Record::Alloc(AllocRec { ev: ev(0), chip: -2, btype: 0, flags: 0, object: 0x1000, address: 0x40000, size: 1 << 20, page_size: 2048 }),
-        Record::Alloc(AllocRec { ev: ev(1), chip: 1, btype: 1, flags: 0, object: 0x2000, address: 0x8000, size: 4096, page_size: 1024 }),
-        Record::CbAlloc(CbRec { ev: ev(2), chip: 1, program: 0x9000, address: 0x1000, size: 4096, flags: 0 }),
+        Record::Alloc(AllocRec { ev: ev(0), chip: -2, btype: 0, flags: 0, object: 0x1000, address: 0x40000, size: big, page_size: 2048 }),
+        Record::Alloc(AllocRec { ev: ev(1), chip: 1, btype: 1, flags: 0, object: 0x2000, address: big - 4096, size: big, page_size: 1024 }),
+        Record::CbAlloc(CbRec { ev: ev(2), chip: 1, program: 0x9000, address: 0x1000, size: big, flags: 0 }),
         Record::DfbAlloc(CbRec { ev: ev(3), chip: 1, program: 0x9000, address: 0x3000, size: 1024, flags: 0 }),
         Record::CbFree { ev: ev(4), chip: 1, program: 0x9000 },
         Record::ProgramEnd { ev: ev(5), program: 0x9000 },
         Record::Free { ev: ev(6), alloc_seq: 1 },
         Record::UnknownFree { ev: ev(7), object: 1, chip: 2, btype: 1, address: 3, size: 4 },
         Record::AllocFailed { ev: ev(8), chip: 1, btype: 1, size: 99, program: 0, what: FAILED_BUFFER },
-        Record::Gap { p: 0, after_seq: 8, lost: 3 },
+        Record::Gap { p: 0, after_seq: 8, lost: big },
         Record::Resync { p: 0, at_seq: 12, reason: "late-attach".into() },
         Record::Alloc(AllocRec { ev: ev(13), chip: 2, btype: 3, flags: FLAG_RESYNC, object: 0x3000, address: 0x100, size: 64, page_size: 0 }),
         Record::ResyncDrop { p: 0, alloc_seq: 13 },
