@@ -145,7 +145,16 @@ impl Collector {
         self.reap();
         let sink = &mut self.sink;
         for s in self.sessions.iter_mut().filter(|s| !s.finished) {
-            s.drain(u64::MAX, &mut |r| sink.emit(r));
+            // Everything published by now, in bounded batches (a ring can hold 2^28 events).
+            let reader = ttalloc_ring::RingReader::new(&s.region);
+            let mut left = reader.head().saturating_sub(reader.tail());
+            while left > 0 {
+                let n = s.drain(left.min(1 << 16), &mut |r| sink.emit(r));
+                if n == 0 {
+                    break;
+                }
+                left = left.saturating_sub(n);
+            }
             s.end("collector-stopped", &mut |r| sink.emit(r));
             s.region.header().collector_pid.store(0, Ordering::Release);
         }

@@ -172,22 +172,41 @@ impl Session {
         d.events
     }
 
-    /// The process is gone: skip slots it reserved but never published.
+    /// The process is gone: drain what it published and skip the slots it
+    /// reserved but never published (a run of them is one gap). A header
+    /// claiming more than one lap of reservations is corrupt: no producer
+    /// gets that far ahead, so the excess is one gap, not 2^63 iterations.
     pub fn drain_dead(&mut self, out: Out) {
+        let cap = self.region.ring_capacity();
+        let mut skipped: Option<(u64, u64)> = None;
+        let flush = |skipped: &mut Option<(u64, u64)>, out: Out, p: u32| {
+            if let Some((after_seq, lost)) = skipped.take() {
+                out(Record::Gap { p, after_seq, lost });
+            }
+        };
         loop {
-            let n = self.drain(1 << 16, out);
             let reader = RingReader::new(&self.region);
-            if reader.tail() >= reader.head() {
+            let (tail, head) = (reader.tail(), reader.head());
+            if tail >= head {
                 break;
             }
-            if n == 0 {
-                let t = reader.tail();
-                if reader.skip_unpublished(t) {
-                    self.last_dropped += 1; // counted below as part of the gap
-                    out(Record::Gap { p: self.p, after_seq: t, lost: 1 });
-                }
+            if head - tail > cap {
+                flush(&mut skipped, out, self.p);
+                out(Record::Gap { p: self.p, after_seq: tail, lost: head - tail });
+                break;
+            }
+            if reader.published_prefix() > tail {
+                flush(&mut skipped, out, self.p);
+                self.drain(1 << 16, out);
+            } else if reader.skip_unpublished(tail) {
+                self.last_dropped += 1; // not a ring overflow: never resync for it
+                let run = skipped.get_or_insert((tail, 0));
+                run.1 += 1;
+            } else {
+                break;
             }
         }
+        flush(&mut skipped, out, self.p);
     }
 
     /// Handles the ring's events up to (not including) `end`, all published.

@@ -37,7 +37,12 @@ impl Sink {
                 )
             }
         };
-        Ok(Sink { writer, path: out.map(Path::to_path_buf), model, write_error: None, records: 0 })
+        let mut sink = Sink { writer, path: out.map(Path::to_path_buf), model, write_error: None, records: 0 };
+        // The header goes out at once: a collector killed in its first moments
+        // still leaves a (cut short) trace, not an empty file. A full disk is
+        // reported like any later write error; the workload runs regardless.
+        sink.flush();
+        Ok(sink)
     }
 
     pub fn emit(&mut self, r: Record) {

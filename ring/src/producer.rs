@@ -39,7 +39,7 @@ impl Region {
     #[inline]
     pub fn reserve(&self) -> Result<Reservation<'_>, PushError> {
         let h = self.header();
-        let n = h.ring_slots;
+        let n = self.ring_capacity();
         let mut pos = h.head.0.load(Ordering::Relaxed);
         loop {
             let tail = h.tail.0.load(Ordering::Acquire);

@@ -6,6 +6,7 @@ use crate::live::LiveSlot;
 use crate::producer::Slot;
 use std::ffi::CString;
 use std::fmt;
+use std::mem::offset_of;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, Ordering};
@@ -39,6 +40,11 @@ pub struct Region {
     base: *mut u8,
     len: usize,
     path: PathBuf,
+    /// Table sizes as validated when the region was created or opened. The
+    /// header is shared memory another process can write: slices into the
+    /// mapping are cut with these, never with what the header says now.
+    ring_slots: usize,
+    live_slots: usize,
 }
 
 // The region is shared memory accessed only through atomics and seqlocked copies.
@@ -120,7 +126,13 @@ impl Region {
                 libc::unlink(cpath.as_ptr());
                 return Err(last_os_error("map ring"));
             }
-            let region = Region { base: base as *mut u8, len, path: path.to_path_buf() };
+            let region = Region {
+                base: base as *mut u8,
+                len,
+                path: path.to_path_buf(),
+                ring_slots: ring_slots as usize,
+                live_slots: live_slots as usize,
+            };
             let h = &mut *(base as *mut Header);
             h.version = FORMAT_VERSION;
             h.header_bytes = HEADER_BYTES as u32;
@@ -188,34 +200,45 @@ impl Region {
             if base == libc::MAP_FAILED {
                 return Err(last_os_error("map ring"));
             }
-            let region = Region { base: base as *mut u8, len: file_len as usize, path: path.to_path_buf() };
+            let mut region =
+                Region { base: base as *mut u8, len: file_len as usize, path: path.to_path_buf(), ring_slots: 0, live_slots: 0 };
             let h = region.header();
             let magic = std::ptr::read_volatile(&h.magic);
             fence(Ordering::Acquire);
             if magic != MAGIC {
-                return Err(RegionError::Invalid("wrong magic (offset 0)".into()));
+                return Err(RegionError::Invalid("wrong magic at offset 0".into()));
             }
-            if h.version != FORMAT_VERSION {
+            // Read once: the creator may still be writing, or anyone may scribble.
+            let (version, header_bytes) = (std::ptr::read_volatile(&h.version), std::ptr::read_volatile(&h.header_bytes));
+            let (ring_slots, live_slots) = (std::ptr::read_volatile(&h.ring_slots), std::ptr::read_volatile(&h.live_slots));
+            if version != FORMAT_VERSION {
                 return Err(RegionError::Invalid(format!(
-                    "format version {} (this collector reads {FORMAT_VERSION})",
-                    h.version
+                    "format version {version} at offset {} (this collector reads {FORMAT_VERSION})",
+                    offset_of!(Header, version)
                 )));
             }
-            let ok_sizes = h.header_bytes as usize == HEADER_BYTES
-                && h.ring_slots.is_power_of_two()
-                && h.ring_slots <= MAX_RING_SLOTS
-                && h.live_slots.is_power_of_two()
-                && h.live_slots <= MAX_LIVE_SLOTS
-                && region_bytes(h.ring_slots, h.live_slots) as u64 == file_len;
+            if header_bytes as usize != HEADER_BYTES {
+                return Err(RegionError::Invalid(format!(
+                    "header size {header_bytes} at offset {} (expected {HEADER_BYTES})",
+                    offset_of!(Header, header_bytes)
+                )));
+            }
+            let ok_sizes = ring_slots.is_power_of_two()
+                && ring_slots <= MAX_RING_SLOTS
+                && live_slots.is_power_of_two()
+                && live_slots <= MAX_LIVE_SLOTS
+                && region_bytes(ring_slots, live_slots) as u64 == file_len;
             if !ok_sizes {
                 return Err(RegionError::Invalid(format!(
-                    "header sizes (ring {} live {}) do not match the file's {file_len} bytes",
-                    h.ring_slots, h.live_slots
+                    "table sizes at offset {} (ring {ring_slots}, live {live_slots}) do not match the file's {file_len} bytes",
+                    offset_of!(Header, ring_slots)
                 )));
             }
             if h.info_len.load(Ordering::Acquire) as usize > crate::layout::INFO_BYTES {
-                return Err(RegionError::Invalid("info length out of range".into()));
+                return Err(RegionError::Invalid(format!("info length at offset {} out of range", offset_of!(Header, info_len))));
             }
+            region.ring_slots = ring_slots as usize;
+            region.live_slots = live_slots as usize;
             Ok(region)
         }
     }
@@ -239,14 +262,17 @@ impl Region {
     }
 
     pub(crate) fn slots(&self) -> &[Slot] {
-        let n = self.header().ring_slots as usize;
-        unsafe { std::slice::from_raw_parts(self.base.add(HEADER_BYTES) as *const Slot, n) }
+        unsafe { std::slice::from_raw_parts(self.base.add(HEADER_BYTES) as *const Slot, self.ring_slots) }
     }
 
     pub(crate) fn live_slots(&self) -> &[LiveSlot] {
-        let h = self.header();
-        let off = HEADER_BYTES + h.ring_slots as usize * SLOT_BYTES;
-        unsafe { std::slice::from_raw_parts(self.base.add(off) as *const LiveSlot, h.live_slots as usize) }
+        let off = HEADER_BYTES + self.ring_slots * SLOT_BYTES;
+        unsafe { std::slice::from_raw_parts(self.base.add(off) as *const LiveSlot, self.live_slots) }
+    }
+
+    /// Ring slots as validated at create/open (the header's copy may have changed since).
+    pub fn ring_capacity(&self) -> u64 {
+        self.ring_slots as u64
     }
 
     /// Writes the shim's JSON description (once, at creation, before any event).

@@ -37,15 +37,18 @@ fn original(t: Option<&Tracer>, target: Target) -> usize {
     }
 }
 
-/// Runs recorder code for `t`: skipped on re-entry, panics caught and counted.
+/// Runs recorder code for `t`: panics caught and counted; skipped and
+/// counted on re-entry (a signal handler calling tt-metal mid-hook).
 #[inline]
 fn recorder(t: Option<&'static Tracer>, f: impl FnOnce(&'static Tracer, &State)) {
     let Some(t) = t else { return };
-    let caught = thread::with(|s| s.as_recorder(|| catch_unwind(AssertUnwindSafe(|| f(t, s)))));
-    if let Some(Err(_)) = caught {
-        if let Some(r) = t.region() {
-            r.count_problem(Problem::Panic);
-        }
+    let problem = match thread::with(|s| s.as_recorder(|| catch_unwind(AssertUnwindSafe(|| f(t, s))))) {
+        Some(Ok(())) => return,
+        Some(Err(_)) => Problem::Panic,
+        None => Problem::Reentry,
+    };
+    if let Some(r) = t.region() {
+        r.count_problem(problem);
     }
 }
 

@@ -65,15 +65,20 @@ pub fn try_init() -> Option<&'static Tracer> {
     if INITIALIZING.with(|i| i.get()) {
         return None;
     }
+    // Marked before taking BUSY: a signal handler that calls a hook on this
+    // thread while it holds BUSY must forward, not wait for itself.
+    INITIALIZING.with(|i| i.set(true));
     loop {
         match STATE.compare_exchange(UNINIT, BUSY, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => break,
-            Err(READY) => return unsafe { TRACER.load(Ordering::Acquire).as_ref() },
+            Err(READY) => {
+                INITIALIZING.with(|i| i.set(false));
+                return unsafe { TRACER.load(Ordering::Acquire).as_ref() };
+            }
             // Another thread is initialising: it takes milliseconds, once.
             Err(_) => std::thread::yield_now(),
         }
     }
-    INITIALIZING.with(|i| i.set(true));
     let built = std::panic::catch_unwind(build).ok().flatten();
     INITIALIZING.with(|i| i.set(false));
     match built {
@@ -208,9 +213,17 @@ impl Tracer {
 
     fn install_region(&self) {
         match create_region(self.info.as_bytes()) {
-            Ok(r) => {
+            Ok((r, reduced_from)) => {
                 for _ in 0..self.inline_failures {
                     r.count_problem(ttalloc_ring::Problem::InlineHookFailed);
+                }
+                if let Some(asked) = reduced_from {
+                    warn_once(&format!(
+                        "{} is short of space: recording into a {}-event ring instead of {asked}; \
+                         what a collector cannot keep up with is counted as dropped",
+                        naming::shm_dir().display(),
+                        r.ring_capacity()
+                    ));
                 }
                 self.region.store(Box::into_raw(Box::new(r)), Ordering::Release);
             }
@@ -230,7 +243,15 @@ fn env_pow2(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).filter(|v| v.is_power_of_two()).unwrap_or(default)
 }
 
-fn create_region(info: &[u8]) -> Result<Region, ttalloc_ring::RegionError> {
+/// The smallest ring worth recording into when the shm dir is short of space.
+const MIN_RING_EVENTS: u64 = 1 << 12;
+const MIN_LIVE_SLOTS: u64 = 1 << 10;
+
+/// Creates this process's region (its info written before it becomes
+/// visible). When the shm dir has no room for the configured sizes, halves
+/// them down to a useful minimum (a small ring the collector drains beats no
+/// recording); returns the ring size asked for if it had to shrink.
+fn create_region(info: &[u8]) -> Result<(Region, Option<u64>), ttalloc_ring::RegionError> {
     let pid = std::process::id();
     let start_ticks = naming::process_start_ticks(pid).unwrap_or(0);
     let name = RegionName {
@@ -239,15 +260,21 @@ fn create_region(info: &[u8]) -> Result<Region, ttalloc_ring::RegionError> {
         start_ticks,
         image: ttalloc_ring::producer_clock(),
     };
-    let dir = naming::shm_dir();
-    Region::create_with_info(
-        &dir.join(name.file_name()),
-        env_pow2("TTALLOC_RING_EVENTS", 1 << 20),
-        env_pow2("TTALLOC_LIVE_SLOTS", 1 << 18),
-        pid,
-        start_ticks,
-        info,
-    )
+    let path = naming::shm_dir().join(name.file_name());
+    let asked = env_pow2("TTALLOC_RING_EVENTS", 1 << 20);
+    let (mut ring, mut live) = (asked, env_pow2("TTALLOC_LIVE_SLOTS", 1 << 18));
+    loop {
+        match Region::create_with_info(&path, ring, live, pid, start_ticks, info) {
+            Ok(r) => return Ok((r, (ring != asked).then_some(asked))),
+            Err(ttalloc_ring::RegionError::Io(_, e))
+                if e.raw_os_error() == Some(libc::ENOSPC) && ring > MIN_RING_EVENTS =>
+            {
+                ring /= 2;
+                live = (live / 2).max(MIN_LIVE_SLOTS);
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Called in the child right after `fork`.
@@ -265,6 +292,28 @@ pub fn on_exit() {
         crate::thread::with(|s| crate::record::flush_pending(t, s));
         if let Some(r) = unsafe { t.region.load(Ordering::Acquire).as_ref() } {
             r.mark_state(ttalloc_ring::layout::STATE_EXITED);
+            report_unreachable(r);
         }
+    }
+}
+
+/// At exit: if the region's file was deleted while no collector held it,
+/// nothing will ever read what is left in the ring — say how much, once.
+fn report_unreachable(r: &Region) {
+    if r.path().exists() {
+        return;
+    }
+    let h = r.header();
+    let collector = h.collector_pid.load(Ordering::Acquire);
+    if collector != 0 && unsafe { libc::kill(collector as i32, 0) } == 0 {
+        return; // a live collector still has it mapped and will drain it
+    }
+    let reader = ttalloc_ring::RingReader::new(r);
+    let lost = reader.head().saturating_sub(reader.tail()) + reader.dropped();
+    if lost > 0 {
+        warn_once(&format!(
+            "{} was deleted before a collector read it: {lost} events of this process are lost",
+            r.path().display()
+        ));
     }
 }

@@ -3,11 +3,13 @@
 //
 //   ttfake_driver mesh N | matmul_multicore_reuse | threads T ITERS |
 //                 leak_at_close | cb_clash | oom | churn PAIRS | fork | dfb [N] |
-//                 mesh_per_core N
+//                 mesh_per_core N | signals ITERS | fork_busy CHILDREN
 //
 // Each scenario prints exactly one JSON line on stdout and exits 0 on
 // success (1 on failure, 2 on bad usage). Sizes are documented in
 // tests/testlib/README.md.
+#include <signal.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "tt_metal_fake.hpp"
 #include "ttnn_fake.h"
 
 namespace {
@@ -486,10 +489,116 @@ int scenario_dfb(int n) {
     return 0;
 }
 
+// Tracker calls a signal handler or a forked child makes by hand on a spare
+// buffer (the test library's tracker only counts them, lock-free). The
+// handler frees then re-allocates, so the buffer stays live; a forked child,
+// whose tracer starts empty, allocates then frees. Either pair is consistent
+// whether or not a tracer records it.
+namespace spare {
+tt::tt_metal::Buffer* buffer = nullptr;
+std::atomic<uint64_t> pairs{0};
+void on_alarm(int) {
+    auto& g = tt::tt_metal::GraphTracker::instance();
+    g.track_deallocate(buffer);
+    g.track_allocate(buffer);
+    pairs.fetch_add(1, std::memory_order_relaxed);
+}
+void child_pair() {
+    auto& g = tt::tt_metal::GraphTracker::instance();
+    g.track_allocate(buffer);
+    g.track_deallocate(buffer);
+}
+}  // namespace spare
+
+// signals ITERS: one thread creates and frees an L1 (4 KiB) and a DRAM
+// (8 KiB) buffer ITERS times while SIGALRM fires every 50 us; the handler
+// calls the tracker itself (spare::on_alarm), so it lands inside hooks.
+// Prints a sum of the addresses seen (deterministic) and, separately, how
+// many handler calls happened (timing-dependent).
+int scenario_signals(long long iters) {
+    void* dev = need(ttf_open_device(0), "ttf_open_device");
+    auto spare_buf = tt::tt_metal::Buffer::create(
+        static_cast<tt::tt_metal::IDevice*>(dev), 4096, 1024, tt::tt_metal::BufferType::L1);
+    spare::buffer = spare_buf.get();
+    struct sigaction sa {};
+    sa.sa_handler = spare::on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGALRM, &sa, nullptr) != 0) die("sigaction");
+    itimerval it{{0, 50}, {0, 50}};
+    if (setitimer(ITIMER_REAL, &it, nullptr) != 0) die("setitimer");
+    uint64_t address_sum = 0;
+    for (long long i = 0; i < iters; ++i) {
+        void* a = ttf_buffer_create(dev, 4096, 1024, TTF_L1);
+        void* b = ttf_buffer_create(dev, 8192, 2048, TTF_DRAM);
+        if (!a || !b) die("ttf_buffer_create");
+        address_sum += static_cast<uint64_t>(ttf_buffer_address(a)) + static_cast<uint64_t>(ttf_buffer_address(b));
+        if (ttf_buffer_free(a) != 0 || ttf_buffer_free(b) != 0) die("ttf_buffer_free");
+    }
+    itimerval off{};
+    setitimer(ITIMER_REAL, &off, nullptr);
+    signal(SIGALRM, SIG_IGN);
+    spare_buf.reset();
+    need(ttf_close_device(dev), "ttf_close_device");
+    Json j = header("signals");
+    j.num("chip", 0)
+        .num("iters", iters)
+        .unum("address_sum", address_sum)
+        .unum("handler_calls", spare::pairs.load())
+        .unum("spare", reinterpret_cast<uintptr_t>(spare::buffer));
+    emit(j);
+    return 0;
+}
+
+// fork_busy CHILDREN: a worker thread creates and frees a DRAM buffer 200000
+// times while the main thread forks CHILDREN children, one after another;
+// each child makes one tracker pair on the spare buffer (spare::child_pair) and
+// leaves with _exit(0), as forked workers do.
+int scenario_fork_busy(int children) {
+    void* dev = need(ttf_open_device(0), "ttf_open_device");
+    auto spare_buf = tt::tt_metal::Buffer::create(
+        static_cast<tt::tt_metal::IDevice*>(dev), 4096, 1024, tt::tt_metal::BufferType::L1);
+    spare::buffer = spare_buf.get();
+    const long long worker_iters = 200000;
+    std::atomic<bool> worker_failed{false};
+    std::thread worker([&]() {
+        for (long long i = 0; i < worker_iters; ++i) {
+            void* b = ttf_buffer_create(dev, 8192, 2048, TTF_DRAM);
+            if (b == nullptr || ttf_buffer_free(b) != 0) {
+                worker_failed = true;
+                return;
+            }
+        }
+    });
+    int ok = 0;
+    for (int c = 0; c < children; ++c) {
+        std::fflush(stdout);
+        std::fflush(stderr);
+        pid_t pid = fork();
+        if (pid < 0) die("fork");
+        if (pid == 0) {
+            spare::child_pair();
+            _exit(0);
+        }
+        int status = 0;
+        if (waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) ++ok;
+        usleep(2000);
+    }
+    worker.join();
+    if (worker_failed) die("worker");
+    spare_buf.reset();
+    need(ttf_close_device(dev), "ttf_close_device");
+    Json j = header("fork_busy");
+    j.num("chip", 0).num("children", children).num("children_ok", ok).num("worker_iters", worker_iters);
+    emit(j);
+    return ok == children ? 0 : 1;
+}
+
 int usage() {
     std::fprintf(stderr,
                  "usage: ttfake_driver mesh N | mesh_per_core N | matmul_multicore_reuse | threads T ITERS |\n"
-                 "                     leak_at_close | cb_clash | oom | churn PAIRS | fork | dfb [N]\n");
+                 "                     leak_at_close | cb_clash | oom | churn PAIRS | fork | dfb [N] |\n"
+                 "                     signals ITERS | fork_busy CHILDREN\n");
     return 2;
 }
 
@@ -520,5 +629,7 @@ int main(int argc, char** argv) {
     if (s == "churn") return scenario_churn(arg_num(argc, argv, 2, 100000));
     if (s == "fork") return scenario_fork();
     if (s == "dfb") return scenario_dfb(static_cast<int>(arg_num(argc, argv, 2, 0)));
+    if (s == "signals") return scenario_signals(arg_num(argc, argv, 2, 100000));
+    if (s == "fork_busy") return scenario_fork_busy(static_cast<int>(arg_num(argc, argv, 2, 10)));
     return usage();
 }

@@ -370,8 +370,9 @@ impl Model {
             }
             Record::Gap { p, lost, .. } => {
                 self.gaps += 1;
-                self.dropped += lost;
-                self.proc_mut(*p).dropped += lost;
+                self.dropped = self.dropped.saturating_add(*lost);
+                let st = self.proc_mut(*p);
+                st.dropped = st.dropped.saturating_add(*lost);
             }
             Record::Resync { p, .. } => self.proc_mut(*p).resyncs += 1,
             Record::ResyncDrop { p, alloc_seq } => {
@@ -422,7 +423,7 @@ impl Model {
                     u.raise(bytes, &ce, record);
                 }
             } else {
-                self.cb_change(p, chip, object, bytes as i64, 1, &ce);
+                self.cb_change(p, chip, object, bytes as i128, 1, &ce);
             }
             out(&ce);
         }
@@ -498,7 +499,7 @@ impl Model {
                     u.lower(bytes);
                 }
             } else {
-                self.cb_change(p, chip, live.object, -(bytes as i64), -1, &ce);
+                self.cb_change(p, chip, live.object, -(bytes as i128), -1, &ce);
             }
             out(&ce);
         }
@@ -508,11 +509,12 @@ impl Model {
     /// Moves program `program`'s CB bytes on `chip` by `delta` and updates the
     /// chip's CB usage, which is the largest live program per process, summed
     /// over processes.
-    fn cb_change(&mut self, p: u32, chip: i32, program: u64, delta: i64, count: i64, ce: &ChipEvent) {
+    fn cb_change(&mut self, p: u32, chip: i32, program: u64, delta: i128, count: i64, ce: &ChipEvent) {
         let record = self.records;
         let st = self.proc_mut(p);
         let old = st.cb_bytes.get(&(chip, program)).copied().unwrap_or(0);
-        let new = (old as i64 + delta).max(0) as u64;
+        // i128: any u64 size and its negation fit; the result is clamped to u64.
+        let new = (old as i128 + delta).clamp(0, u64::MAX as i128) as u64;
         let levels = st.cb_levels.entry(chip).or_default();
         // Per-process maximum before and after (the process's CB region).
         let before = levels.last_key_value().map_or(0, |(b, _)| *b);

@@ -46,8 +46,10 @@ enum DecodeError {
     Bad(&'static str, u64),
     /// A named record's body did not deserialize.
     Body(String),
+    /// A well-formed record that contradicts the trace (said as is).
+    Inconsistent(String),
 }
-use DecodeError::{Bad, Body, Short};
+use DecodeError::{Bad, Body, Inconsistent, Short};
 
 impl DecodeError {
     fn message(self) -> String {
@@ -55,6 +57,7 @@ impl DecodeError {
             Short => "record cut short".into(),
             Bad(what, v) => format!("{what} {v}"),
             Body(e) => format!("body: {e}"),
+            Inconsistent(e) => e,
         }
     }
 }
@@ -327,14 +330,25 @@ impl<R: BufRead> TraceReader<R> {
 
 /// A process index, validated (and the delta state made room for).
 #[inline(always)]
+/// A record about process `p`: it must have been announced (so memory
+/// follows the process records a trace holds, not an index it names).
 fn check_p(prev: &mut Vec<Prev>, p: u64) -> Result<u32, DecodeError> {
-    if p >= MAX_PROCESSES as u64 {
-        return Err(Bad("process index", p));
-    }
-    if prev.len() <= p as usize {
-        prev.resize(p as usize + 1, Prev::default());
+    if p >= prev.len() as u64 {
+        return Err(Inconsistent(format!("process {p} was never announced")));
     }
     Ok(p as u32)
+}
+
+/// A process record: indices are announced in order, 0, 1, 2, …
+fn announce(prev: &mut Vec<Prev>, p: u64) -> Result<(), DecodeError> {
+    let next = prev.len() as u64;
+    if p > next || p >= MAX_PROCESSES as u64 {
+        return Err(Inconsistent(format!("process {p} announced before process {next}")));
+    }
+    if p == next {
+        prev.push(Prev::default());
+    }
+    Ok(())
 }
 
 /// Decodes one record from the front of `b`: the record and its length.
@@ -457,8 +471,18 @@ fn decode_rare(t: u8, c: &mut Cur<'_, true>, prev: &mut Vec<Prev>) -> Result<Rec
                 _ => rmp_serde::from_slice(body).map(Record::Footer),
             };
             let r = r.map_err(|e| Body(e.to_string()))?;
-            if let Some(p) = r.process() {
-                check_p(prev, p as u64)?;
+            match &r {
+                Record::Process(i) => announce(prev, i.p as u64)?,
+                // Every allocation on a mesh is expanded to its chips: cap them as the ring does.
+                Record::Mesh(m) if m.chips.len() > ttalloc_ring::MAX_MESH_CHIPS => {
+                    let n = m.chips.len();
+                    return Err(Inconsistent(format!("a mesh of {n} chips (at most {})", ttalloc_ring::MAX_MESH_CHIPS)));
+                }
+                _ => {
+                    if let Some(p) = r.process() {
+                        check_p(prev, p as u64)?;
+                    }
+                }
             }
             r
         }

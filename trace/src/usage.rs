@@ -33,7 +33,8 @@ pub struct Usage {
 impl Usage {
     #[inline]
     pub(crate) fn raise(&mut self, bytes: u64, ev: &ChipEvent, record: u64) {
-        self.current += bytes;
+        // Hostile sizes saturate: a total at the top is absurd, but not a small lie.
+        self.current = self.current.saturating_add(bytes);
         if self.current > self.peak {
             self.peak = self.current;
             self.peak_seq = ev.seq;

@@ -56,7 +56,7 @@ pub struct Run {
 pub fn collect(shm: &ShmDir, trace: &Path, cmd: &[&str], env: &[(&str, &str)]) -> Run {
     let mut c = Command::new(artefact("ttalloc-collect"));
     c.arg("--out").arg(trace).arg("--shm-dir").arg(shm.path()).arg("--").args(cmd);
-    c.env("TTALLOC_LIB", artefact("libttalloc.so"));
+    c.env("TTALLOC_LIB", artefact("libttalloc.so")).stdin(std::process::Stdio::null());
     for (k, v) in env {
         c.env(k, v);
     }
@@ -70,6 +70,8 @@ pub struct Replayed {
     pub events: Vec<ChipEvent>,
     pub records: Vec<Record>,
     pub complete: bool,
+    /// The byte offset where a cut-short trace ends inside a record.
+    pub cut: Option<u64>,
 }
 
 impl Replayed {
@@ -106,12 +108,21 @@ pub fn replay(trace: &Path) -> Replayed {
     let mut model = Model::new();
     let mut events = Vec::new();
     let mut records = Vec::new();
+    let mut cut = None;
     for r in rd.by_ref() {
-        let r = r.unwrap_or_else(|e| panic!("{}: {e}", trace.display()));
+        let r = match r {
+            Ok(r) => r,
+            // A writer killed or out of space leaves a trace readable up to the cut.
+            Err(e) if e.truncated => {
+                cut = Some(e.offset);
+                break;
+            }
+            Err(e) => panic!("{}: {e}", trace.display()),
+        };
         model.apply(&r, &mut |e| events.push(*e));
         records.push(r);
     }
-    Replayed { model, events, records, complete: rd.complete }
+    Replayed { model, events, records, complete: rd.complete, cut }
 }
 
 pub fn stderr(o: &Output) -> String {
