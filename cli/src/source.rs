@@ -79,8 +79,11 @@ pub fn bar(trace: &Path, len: u64, unit: &str, label: &str) -> Option<ProgressBa
 pub struct Source {
     pub path: PathBuf,
     reader: TraceReader<BufReader<std::fs::File>>,
-    /// Puts the processes' records in time order (see `merge`).
-    merge: Merge,
+    /// Puts the processes' records in time order (see `merge`); None when the
+    /// footer says the trace has one process (nothing to reorder).
+    merge: Option<Merge>,
+    /// Without reordering: the record just read.
+    held: Option<Record>,
     /// A corrupt record: returned once the records before it are.
     failed: Option<Error>,
     bar: Option<ProgressBar>,
@@ -98,7 +101,8 @@ impl Source {
         let reader = reader::open(path).map_err(|e| Error::trace(path, &e))?;
         let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let bar = label.and_then(|label| bar(path, len, "bytes", label));
-        Ok(Source { path: path.to_path_buf(), reader, merge: Merge::default(), failed: None, bar, ordinal: 0, len, cut: None, finished: false })
+        let merge = reader::footer(path).map_or(true, |f| f.processes > 1).then(Merge::default);
+        Ok(Source { path: path.to_path_buf(), reader, merge, held: None, failed: None, bar, ordinal: 0, len, cut: None, finished: false })
     }
 
     pub fn display(&self) -> String {
@@ -113,7 +117,11 @@ impl Source {
     /// its own order; `Ok(None)` at the end (clean or cut: see `cut`).
     pub fn next_record(&mut self) -> Result<Option<Record>, Error> {
         loop {
-            if let Some(r) = self.merge.pop(self.finished) {
+            let next = match &mut self.merge {
+                Some(m) => m.pop(self.finished),
+                None => self.held.take(),
+            };
+            if let Some(r) = next {
                 self.ordinal += 1;
                 if self.ordinal & 0xffff == 0 {
                     if let Some(b) = &self.bar {
@@ -129,7 +137,10 @@ impl Source {
                 };
             }
             match self.reader.next_record() {
-                Ok(Some(r)) => self.merge.push(r),
+                Ok(Some(r)) => match &mut self.merge {
+                    Some(m) => m.push(r),
+                    None => self.held = Some(r),
+                },
                 Ok(None) => {
                     self.end();
                     if !self.reader.complete {
