@@ -82,8 +82,6 @@ pub struct Source {
     /// Puts the processes' records in time order (see `merge`); None when the
     /// footer says the trace has one process (nothing to reorder).
     merge: Option<Merge>,
-    /// Without reordering: the record just read.
-    held: Option<Record>,
     /// A corrupt record: returned once the records before it are.
     failed: Option<Error>,
     bar: Option<ProgressBar>,
@@ -102,7 +100,7 @@ impl Source {
         let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let bar = label.and_then(|label| bar(path, len, "bytes", label));
         let merge = reader::footer(path).map_or(true, |f| f.processes > 1).then(Merge::default);
-        Ok(Source { path: path.to_path_buf(), reader, merge, held: None, failed: None, bar, ordinal: 0, len, cut: None, finished: false })
+        Ok(Source { path: path.to_path_buf(), reader, merge, failed: None, bar, ordinal: 0, len, cut: None, finished: false })
     }
 
     pub fn display(&self) -> String {
@@ -116,18 +114,20 @@ impl Source {
     /// The next record — in time order across processes, each process's in
     /// its own order; `Ok(None)` at the end (clean or cut: see `cut`).
     pub fn next_record(&mut self) -> Result<Option<Record>, Error> {
+        // One process: nothing to reorder.
+        if self.merge.is_none() && !self.finished {
+            if let Some(r) = self.read() {
+                self.count();
+                return Ok(Some(r));
+            }
+        }
         loop {
             let next = match &mut self.merge {
                 Some(m) => m.pop(self.finished),
-                None => self.held.take(),
+                None => None,
             };
             if let Some(r) = next {
-                self.ordinal += 1;
-                if self.ordinal & 0xffff == 0 {
-                    if let Some(b) = &self.bar {
-                        b.set_position(self.reader.offset());
-                    }
-                }
+                self.count();
                 return Ok(Some(r));
             }
             if self.finished {
@@ -136,25 +136,43 @@ impl Source {
                     None => Ok(None),
                 };
             }
-            match self.reader.next_record() {
-                Ok(Some(r)) => match &mut self.merge {
-                    Some(m) => m.push(r),
-                    None => self.held = Some(r),
-                },
-                Ok(None) => {
-                    self.end();
-                    if !self.reader.complete {
-                        self.cut = Some(Cut { offset: self.reader.offset(), message: "trace has no footer (the collector did not finish it)".into() });
-                    }
+            if let (Some(r), Some(m)) = (self.read(), &mut self.merge) {
+                m.push(r);
+            }
+        }
+    }
+
+    /// The next record of the file; at its end (clean, cut or corrupt) None,
+    /// with `finished`, `cut` and `failed` set.
+    #[inline]
+    fn read(&mut self) -> Option<Record> {
+        match self.reader.next_record() {
+            Ok(Some(r)) => return Some(r),
+            Ok(None) => {
+                self.end();
+                if !self.reader.complete {
+                    self.cut = Some(Cut { offset: self.reader.offset(), message: "trace has no footer (the collector did not finish it)".into() });
                 }
-                Err(e) if e.truncated => {
-                    self.end();
-                    self.cut = Some(Cut { offset: e.offset, message: e.message });
-                }
-                Err(e) => {
-                    self.end();
-                    self.failed = Some(Error::trace(&self.path, &e));
-                }
+            }
+            Err(e) if e.truncated => {
+                self.end();
+                self.cut = Some(Cut { offset: e.offset, message: e.message });
+            }
+            Err(e) => {
+                self.end();
+                self.failed = Some(Error::trace(&self.path, &e));
+            }
+        }
+        None
+    }
+
+    /// One more record returned.
+    #[inline]
+    fn count(&mut self) {
+        self.ordinal += 1;
+        if self.ordinal & 0xffff == 0 {
+            if let Some(b) = &self.bar {
+                b.set_position(self.reader.offset());
             }
         }
     }

@@ -528,7 +528,7 @@ pub(crate) fn summarize_lagging(path: &Path, opts: &Options, lag: u64) -> Result
     while let Some(r) = src.next_record()? {
         st.apply(src.ordinal, &r);
         if let Some(t) = &trailing {
-            if src.ordinal % t.publish_every == 0 {
+            if src.ordinal & (t.publish_every - 1) == 0 {
                 let (targets, l1) = st.targets(opts);
                 t.publish(src.ordinal, targets, l1, false);
             }
