@@ -48,7 +48,9 @@ pub fn render(groups: &[LeakGroup]) -> String {
     );
     for g in groups {
         let how = if g.at == "exit" { "still live at process exit" } else { "released by device close" };
-        let chips: Vec<i32> = g.items.iter().map(|i| i.chip).collect();
+        let mut chips: Vec<i32> = g.items.iter().map(|i| i.chip).collect();
+        chips.sort_unstable();
+        chips.dedup();
         o.push_str(&format!(
             "\n{} × {} {} (total {}) pid {} on chip{} {}: {}{}\n",
             count(g.count),

@@ -10,6 +10,7 @@
 //! processes the one whose next record is earliest goes first. A record
 //! leaves the window once the file has reached records `WINDOW_NS` later,
 //! or when the window holds `MAX_HELD` records (memory stays bounded).
+//! A finished trace whose footer counts one process is read as it is.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};

@@ -79,8 +79,9 @@ pub fn bar(trace: &Path, len: u64, unit: &str, label: &str) -> Option<ProgressBa
 pub struct Source {
     pub path: PathBuf,
     reader: TraceReader<BufReader<std::fs::File>>,
-    /// Puts the processes' records in time order (see `merge`).
-    merge: Merge,
+    /// Puts the processes' records in time order (see `merge`); None when the
+    /// footer says the trace has one process (nothing to reorder).
+    merge: Option<Merge>,
     /// A corrupt record: returned once the records before it are.
     failed: Option<Error>,
     bar: Option<ProgressBar>,
@@ -98,7 +99,8 @@ impl Source {
         let reader = reader::open(path).map_err(|e| Error::trace(path, &e))?;
         let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let bar = label.and_then(|label| bar(path, len, "bytes", label));
-        Ok(Source { path: path.to_path_buf(), reader, merge: Merge::default(), failed: None, bar, ordinal: 0, len, cut: None, finished: false })
+        let merge = reader::footer(path).map_or(true, |f| f.processes > 1).then(Merge::default);
+        Ok(Source { path: path.to_path_buf(), reader, merge, failed: None, bar, ordinal: 0, len, cut: None, finished: false })
     }
 
     pub fn display(&self) -> String {
@@ -112,14 +114,20 @@ impl Source {
     /// The next record — in time order across processes, each process's in
     /// its own order; `Ok(None)` at the end (clean or cut: see `cut`).
     pub fn next_record(&mut self) -> Result<Option<Record>, Error> {
+        // One process: nothing to reorder.
+        if self.merge.is_none() && !self.finished {
+            if let Some(r) = self.read() {
+                self.count();
+                return Ok(Some(r));
+            }
+        }
         loop {
-            if let Some(r) = self.merge.pop(self.finished) {
-                self.ordinal += 1;
-                if self.ordinal & 0xffff == 0 {
-                    if let Some(b) = &self.bar {
-                        b.set_position(self.reader.offset());
-                    }
-                }
+            let next = match &mut self.merge {
+                Some(m) => m.pop(self.finished),
+                None => None,
+            };
+            if let Some(r) = next {
+                self.count();
                 return Ok(Some(r));
             }
             if self.finished {
@@ -128,22 +136,43 @@ impl Source {
                     None => Ok(None),
                 };
             }
-            match self.reader.next_record() {
-                Ok(Some(r)) => self.merge.push(r),
-                Ok(None) => {
-                    self.end();
-                    if !self.reader.complete {
-                        self.cut = Some(Cut { offset: self.reader.offset(), message: "trace has no footer (the collector did not finish it)".into() });
-                    }
+            if let (Some(r), Some(m)) = (self.read(), &mut self.merge) {
+                m.push(r);
+            }
+        }
+    }
+
+    /// The next record of the file; at its end (clean, cut or corrupt) None,
+    /// with `finished`, `cut` and `failed` set.
+    #[inline]
+    fn read(&mut self) -> Option<Record> {
+        match self.reader.next_record() {
+            Ok(Some(r)) => return Some(r),
+            Ok(None) => {
+                self.end();
+                if !self.reader.complete {
+                    self.cut = Some(Cut { offset: self.reader.offset(), message: "trace has no footer (the collector did not finish it)".into() });
                 }
-                Err(e) if e.truncated => {
-                    self.end();
-                    self.cut = Some(Cut { offset: e.offset, message: e.message });
-                }
-                Err(e) => {
-                    self.end();
-                    self.failed = Some(Error::trace(&self.path, &e));
-                }
+            }
+            Err(e) if e.truncated => {
+                self.end();
+                self.cut = Some(Cut { offset: e.offset, message: e.message });
+            }
+            Err(e) => {
+                self.end();
+                self.failed = Some(Error::trace(&self.path, &e));
+            }
+        }
+        None
+    }
+
+    /// One more record returned.
+    #[inline]
+    fn count(&mut self) {
+        self.ordinal += 1;
+        if self.ordinal & 0xffff == 0 {
+            if let Some(b) = &self.bar {
+                b.set_position(self.reader.offset());
             }
         }
     }

@@ -412,7 +412,13 @@ impl Pass1 {
         };
         self.evbuf.clear();
         let buf = &mut self.evbuf;
-        self.model.apply(r, &mut |e| buf.push(*e));
+        // Only leaks (close releases) need the events, unless the timeline or L1 maps do.
+        let all = self.timeline.is_some() || self.l1_maps;
+        self.model.apply(r, &mut |e| {
+            if all || e.kind == ChipKind::CloseRelease {
+                buf.push(*e)
+            }
+        });
         if let Record::Gap { p, after_seq, lost } = r {
             let pid = self.model.procs.get(*p as usize).map_or(0, |s| s.pid());
             self.gaps.push(Gap { p: *p, pid, after_seq: *after_seq, lost: *lost });
@@ -522,7 +528,7 @@ pub(crate) fn summarize_lagging(path: &Path, opts: &Options, lag: u64) -> Result
     while let Some(r) = src.next_record()? {
         st.apply(src.ordinal, &r);
         if let Some(t) = &trailing {
-            if src.ordinal % t.publish_every == 0 {
+            if src.ordinal & (t.publish_every - 1) == 0 {
                 let (targets, l1) = st.targets(opts);
                 t.publish(src.ordinal, targets, l1, false);
             }

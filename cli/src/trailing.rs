@@ -60,7 +60,7 @@ pub type Snapshots = HashMap<Target, (u64, Snapshot)>;
 
 /// Pass 1's handle on the trailing pass.
 pub struct Trailing {
-    /// Pass 1 reports its progress every this many records.
+    /// Pass 1 reports its progress every this many records (a power of two).
     pub publish_every: u64,
     board: Arc<Board>,
     /// Records pass 2 has applied (for a progress bar once pass 1 is done).
@@ -80,7 +80,7 @@ impl Trailing {
         let (b, d, path, opts) = (Arc::clone(&board), Arc::clone(&done), path.to_path_buf(), opts.clone());
         let thread = std::thread::Builder::new().name("ttalloc-pass2".into()).spawn(move || trail(&path, &opts, lag, &b, &d)).ok();
         Trailing {
-            publish_every: (lag / 16).clamp(1, 1 << 16),
+            publish_every: (lag / 16).clamp(1, 1 << 16).next_power_of_two(),
             board,
             done,
             thread,
@@ -174,16 +174,24 @@ fn trail(path: &Path, opts: &Options, lag: u64, board: &Board, done: &AtomicU64)
     let mut clock = Clock::default();
     let mut v = View { limit: 0, finished: false, at: BTreeMap::new(), l1_peaks: HashMap::new() };
     let mut snaps = Snapshots::new();
+    // The next record at which some target peaks (as far as pass 1 knows).
+    let mut due = u64::MAX;
+    // Records pass 2 may apply before it must look at the board again.
+    let mut until = 0;
     loop {
         let next = src.ordinal + 1;
-        if !v.finished && next.saturating_add(lag) > v.limit {
-            if !wait(board, &mut v) {
-                return Ok(snaps);
+        if next > until {
+            if !v.finished && next.saturating_add(lag) > v.limit {
+                if !wait(board, &mut v) {
+                    return Ok(snaps);
+                }
+                due = v.at.range(next..).next().map_or(u64::MAX, |(o, _)| *o);
+                continue;
             }
-            continue;
+            until = if v.finished { u64::MAX } else { v.limit - lag };
         }
         // Done once no target peaks at or after the next record.
-        if v.finished && v.at.range(next..).next().is_none() {
+        if v.finished && due == u64::MAX {
             break;
         }
         let Some(r) = src.next_record()? else { break };
@@ -191,8 +199,9 @@ fn trail(path: &Path, opts: &Options, lag: u64, board: &Board, done: &AtomicU64)
         model.apply(&r, &mut |_| {});
         let ord = src.ordinal;
         done.store(ord, Ordering::Relaxed);
-        if let Some(ts) = v.at.get(&ord) {
-            for &t in ts {
+        if ord == due {
+            due = v.at.range(ord + 1..).next().map_or(u64::MAX, |(o, _)| *o);
+            for &t in &v.at[&ord] {
                 let snap = match t {
                     Target::Peak(chip, bt) => {
                         let (items, rest) = live_on(&model, &clock, chip, bt, opts.top);

@@ -521,3 +521,30 @@ pub fn open(path: &std::path::Path) -> Result<TraceReader<io::BufReader<std::fs:
     let f = std::fs::File::open(path).map_err(|e| TraceError { offset: 0, message: format!("cannot open: {e}"), truncated: false })?;
     Ok(TraceReader::new(io::BufReader::with_capacity(8 << 10, f)))
 }
+
+/// The footer of a finished trace, read from its last bytes (without
+/// reading the rest): `None` if the file does not end with one (a trace cut
+/// short, or still being written).
+pub fn footer(path: &std::path::Path) -> Option<Footer> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    // A footer is a few dozen bytes: [4, bin(named map of five integers)].
+    let tail = len.min(512);
+    f.seek(SeekFrom::Start(len - tail)).ok()?;
+    let mut b = Vec::with_capacity(tail as usize);
+    io::Read::read_to_end(&mut f, &mut b).ok()?;
+    (0..b.len().saturating_sub(4)).rev().find_map(|i| {
+        if b[i] != 0x92 || b[i + 1] != tag::FOOTER {
+            return None;
+        }
+        let mut c = Cur::<true> { b: &b[i + 2..], i: 0 };
+        let n = c.bin_len().ok()? as usize;
+        let body = c.take(n).ok()?;
+        // It must be the last record.
+        if i + 2 + c.i != b.len() {
+            return None;
+        }
+        rmp_serde::from_slice::<Footer>(body).ok()
+    })
+}

@@ -241,3 +241,21 @@ mod garbage {
         }
     }
 }
+
+#[test]
+fn the_footer_is_read_from_the_end_of_a_finished_trace_only() {
+    let d = tempfile::tempdir().unwrap();
+    let recs = many(500);
+    let bytes = encode(&recs);
+    let p = d.path().join("t");
+    std::fs::write(&p, &bytes).unwrap();
+    let Some(Record::Footer(want)) = recs.last().cloned() else { panic!() };
+    assert_eq!(reader::footer(&p), Some(want));
+    // Cut short (no footer), or something after it: none.
+    std::fs::write(&p, &bytes[..bytes.len() - 1]).unwrap();
+    assert_eq!(reader::footer(&p), None);
+    let mut more = bytes.clone();
+    more.extend_from_slice(&encode(&[])[..5]);
+    std::fs::write(&p, &more).unwrap();
+    assert_eq!(reader::footer(&p), None);
+}

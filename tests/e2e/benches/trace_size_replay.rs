@@ -17,7 +17,7 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use ttalloc_trace::record::*;
@@ -209,70 +209,136 @@ fn synthesize(path: &Path, events: u64, max_live: usize) -> u64 {
     w.bytes()
 }
 
+/// One way of replaying a trace, run once per round.
+struct Replayer {
+    name: String,
+    cmd: String,
+    run: Box<dyn Fn(&Path) -> Finished>,
+    /// Seconds of the replay itself (the model child reports its own; else wall).
+    secs: fn(&Finished) -> f64,
+    cli: bool,
+}
+
+fn replayers(baseline: Option<&Path>) -> Vec<Replayer> {
+    let mut v = Vec::new();
+    let mut builds: Vec<(&str, Option<PathBuf>, PathBuf)> = vec![("this build", cli(), std::env::current_exe().expect("own path"))];
+    if let Some(b) = baseline {
+        builds.push(("baseline", Some(b.join("ttalloc")).filter(|p| p.exists()), b.join("trace_size_replay")));
+    }
+    for (which, ttalloc, model) in builds {
+        if let Some(t) = ttalloc {
+            v.push(Replayer {
+                name: format!("`ttalloc replay --json` ({which})"),
+                cmd: format!("{} replay T --json", if which == "baseline" { "BASELINE/ttalloc" } else { "ttalloc" }),
+                run: Box::new(move |p: &Path| run(Command::new(&t).arg("replay").arg(p).arg("--json"), Duration::from_secs(1800))),
+                secs: |f| f.wall.as_secs_f64(),
+                cli: true,
+            });
+        }
+        if model.exists() {
+            v.push(Replayer {
+                name: format!("TraceReader + Model::apply ({which})"),
+                cmd: format!("TTALLOC_BENCH_CHILD_REPLAY=T {}", if which == "baseline" { "BASELINE/trace_size_replay" } else { "trace_size_replay" }),
+                run: Box::new(move |p: &Path| run(Command::new(&model).env("TTALLOC_BENCH_CHILD_REPLAY", p), Duration::from_secs(1800))),
+                secs: |f| f64_of(&last_json(&f.stdout), "secs"),
+                cli: false,
+            });
+        }
+    }
+    v
+}
+
+/// Target 5: `ttalloc replay` (the summary: two passes, pass 2 trailing on a
+/// second thread) and the bare reader + model, on synthetic traces, this
+/// build against a baseline build (`TTALLOC_BENCH_BASELINE=DIR` holding its
+/// `ttalloc` and `trace_size_replay` binaries), interleaved per round.
 fn replay(rep: &mut Report) {
     let q = quick();
-    let mut sizes: Vec<u64> = vec![if q { 1_000_000 } else { 10_000_000 }];
+    let n = if q { 1_000_000 } else { 10_000_000 };
+    let r = rounds(if q { 1 } else { 3 });
+    // (shape, events, rounds, compare with the baseline)
+    let mut sizes: Vec<(&str, u64, usize, bool)> = vec![("random", n, r, true), ("window", n, r, true)];
     if std::env::var("TTALLOC_BENCH_BIG").is_ok_and(|v| v == "1") {
-        sizes.push(100_000_000);
+        sizes.push(("window", 100_000_000, 1, false));
+        sizes.push(("random", 100_000_000, 1, false));
     }
+    let baseline = std::env::var_os("TTALLOC_BENCH_BASELINE").map(PathBuf::from);
     let max_live = 100_000;
     let tmp = tempfile::tempdir().unwrap();
-    let mut t = Table::new(&["events", "trace MiB", "how", "wall s", "events/s", "peak RSS MiB", "command"]);
-    for &n in &sizes {
-        let path = tmp.path().join(format!("synthetic-{n}.msgpack"));
+    let mut t = Table::new(&["trace", "events", "trace MiB", "how", "rounds", "wall s (median)", "events/s", "CPU s", "peak RSS MiB", "vs baseline", "command"]);
+    for &(shape, n, rounds, compare) in &sizes {
+        let path = tmp.path().join(format!("synthetic-{shape}-{n}.msgpack"));
         let t0 = Instant::now();
-        let bytes = synthesize(&path, n, max_live);
+        let bytes = if shape == "random" { synthesize(&path, n, max_live) } else { synthesize_window(&path, n) };
         let gen = t0.elapsed();
         let mib = bytes as f64 / (1 << 20) as f64;
         t.row(vec![
+            shape.into(),
             n.to_string(),
             f1(mib),
             "write (TraceWriter, in-process)".into(),
+            "1".into(),
             f2(gen.as_secs_f64()),
             format!("{:.2} M", n as f64 / gen.as_secs_f64() / 1e6),
             "–".into(),
-            format!("synthesize(): {n} alloc/free events, 8 chips, ≤ {max_live} live"),
+            "–".into(),
+            "–".into(),
+            format!("TTALLOC_BENCH_SYNTHESIZE=T:{n}:{shape}"),
         ]);
-        // Warm the page cache so both replays read from memory alike.
+        // Warm the page cache so every replay reads from memory alike.
         if let Ok(mut f) = std::fs::File::open(&path) {
             let _ = std::io::copy(&mut f, &mut std::io::sink());
         }
-        match cli() {
-            Some(ttalloc) => {
-                let f = run(Command::new(&ttalloc).arg("replay").arg(&path).arg("--json"), Duration::from_secs(900));
-                ok(&f, "ttalloc replay --json");
-                let v: serde_json::Value = serde_json::from_str(&f.stdout).expect("replay --json prints JSON");
-                assert!(v.get("chips").is_some(), "replay JSON without chips");
-                t.row(vec![
-                    n.to_string(),
-                    f1(mib),
-                    "`ttalloc replay --json` (process)".into(),
-                    f2(f.wall.as_secs_f64()),
-                    format!("{:.2} M", n as f64 / f.wall.as_secs_f64() / 1e6),
-                    f1(f.maxrss_kib as f64 / 1024.0),
-                    format!("ttalloc replay synthetic-{n}.msgpack --json"),
-                ]);
-            }
-            None => rep.say("`ttalloc` binary not built: CLI replay skipped (in-process Model only).\n"),
+        let rs = replayers(if compare { baseline.as_deref() } else { None });
+        if !rs.iter().any(|r| r.cli) {
+            rep.say("`ttalloc` binary not built: CLI replay skipped (in-process Model only).\n");
         }
-        // In a child process (this binary again), so its peak RSS is the model's alone.
-        let exe = std::env::current_exe().expect("own path");
-        let f = run(Command::new(exe).env("TTALLOC_BENCH_CHILD_REPLAY", &path), Duration::from_secs(900));
-        ok(&f, "in-process Model replay");
-        let v = last_json(&f.stdout);
-        let secs = f64_of(&v, "secs");
-        t.row(vec![
-            n.to_string(),
-            f1(mib),
-            "ttalloc_trace::Model (TraceReader + Model::apply)".into(),
-            f2(secs),
-            format!("{:.2} M", n as f64 / secs / 1e6),
-            f1(f.maxrss_kib as f64 / 1024.0),
-            "TraceReader + Model::apply over the file, in a child process".into(),
-        ]);
+        // (secs, cpu, rss) per replayer, rounds interleaved with the order rotated.
+        let mut got: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); rs.len()];
+        let mut answer: Option<serde_json::Value> = None;
+        for round in 0..rounds {
+            for k in 0..rs.len() {
+                let i = (k + round) % rs.len();
+                let f = (rs[i].run)(&path);
+                ok(&f, &rs[i].name);
+                if rs[i].cli {
+                    // Every build must give the same answers.
+                    let v: serde_json::Value = serde_json::from_str(&f.stdout).expect("replay --json prints JSON");
+                    assert!(v.get("chips").is_some(), "replay JSON without chips");
+                    match &answer {
+                        None => answer = Some(v),
+                        Some(a) => assert_eq!(a, &v, "{} answers differently", rs[i].name),
+                    }
+                }
+                got[i].push(((rs[i].secs)(&f), f.cpu.as_secs_f64(), f.maxrss_kib as f64 / 1024.0));
+            }
+        }
+        let med = |i: usize| median(&got[i].iter().map(|g| g.0).collect::<Vec<_>>());
+        for (i, r) in rs.iter().enumerate() {
+            let base = rs.iter().position(|b| b.cli == r.cli && b.name.contains("baseline"));
+            let ratio = match base {
+                Some(b) if b != i => format!("{:.1}× faster", med(b) / med(i)),
+                _ => "–".into(),
+            };
+            t.row(vec![
+                shape.into(),
+                n.to_string(),
+                f1(mib),
+                r.name.clone(),
+                rounds.to_string(),
+                f2(med(i)),
+                format!("{:.2} M", n as f64 / med(i) / 1e6),
+                f2(median(&got[i].iter().map(|g| g.1).collect::<Vec<_>>())),
+                f1(got[i].iter().map(|g| g.2).fold(0.0, f64::max)),
+                ratio,
+                r.cmd.clone(),
+            ]);
+        }
         let _ = std::fs::remove_file(&path);
     }
     rep.table("Target 5: replay of a large synthetic trace", &t);
+    rep.say("Traces: `random` = synthesize(): alloc/free on 8 chips, DRAM and L1, random sizes, up to 10^5 buffers live, random frees (the live set does not fit in cache); `window` = the cli scale test's shape: 2000 live, mesh allocations and CBs, the peak at the very end (pass 2 replays the whole file).\n");
+    rep.say("`ttalloc replay --json` is the whole summary: pass 1 (peaks, counts, leaks) and pass 2 (the live sets at the peaks), which trails pass 1 on a second thread. Its CPU s counts both threads.\n");
 }
 
 /// Child mode: replay one file with the model, print {"secs","records","chip_events"}.
@@ -288,9 +354,62 @@ fn child_replay(path: &Path) {
     println!(r#"{{"secs":{},"records":{},"chip_events":{}}}"#, t0.elapsed().as_secs_f64(), rd.records, chip_events);
 }
 
+/// The scale test's shape (cli/tests/scale.rs): a sliding window of 2000
+/// live buffers (allocs and frees alternate), a mesh allocation every 64th
+/// event, a CB program every 256th, and the peak at the very end — so pass 2
+/// of a summary replays the whole file. Returns bytes.
+fn synthesize_window(path: &Path, events: u64) -> u64 {
+    const WINDOW: u64 = 2_000;
+    let header = TraceHeader {
+        magic: TRACE_MAGIC.into(),
+        format_version: TRACE_FORMAT_VERSION,
+        tool_version: "bench".into(),
+        host: "bench".into(),
+        collector_pid: 1,
+        started_real_ns: 1,
+        command: vec!["window".into()],
+    };
+    let mut w = TraceWriter::new(BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap()), &header).unwrap();
+    w.write(&Record::Process(ProcessInfo { p: 0, pid: 42, start_ticks: 0, exe: "big".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() })).unwrap();
+    w.write(&Record::Mesh(MeshInfo { p: 0, slot: 0, mesh: 1, chips: (0..8).collect() })).unwrap();
+    let mut live: std::collections::VecDeque<u64> = Default::default();
+    let ev = |seq: u64| Ev { p: 0, seq, ts_ns: 1_000_000_000 + seq * 500, tid: 7 };
+    for i in 0..events {
+        if live.len() as u64 >= WINDOW && i < events - 3 * WINDOW {
+            let a = live.pop_front().unwrap();
+            w.write(&Record::Free { ev: ev(i), alloc_seq: a }).unwrap();
+        } else if i % 256 == 0 {
+            w.write(&Record::CbAlloc(CbRec { ev: ev(i), chip: 0, program: 0x1000 + (i % 4096), address: 0x10000, size: 32 << 10, flags: 0 })).unwrap();
+            live.push_back(i);
+        } else {
+            let chip = if i % 64 == 0 { -2 } else { (i % 8) as i32 };
+            let btype = if i % 3 == 0 { 1 } else { 0 };
+            w.write(&Record::Alloc(AllocRec { ev: ev(i), chip, btype, flags: 0, object: 0x7f00_0000_0000 + i * 64, address: 0x100000 + (i % 1024) * 4096, size: 4096 + (i % 7) * 1024, page_size: 2048 })).unwrap();
+            live.push_back(i);
+        }
+    }
+    w.write(&Record::ProcessEnd(ProcessEnd { p: 0, last_seq: events - 1, how: "exited".into(), dropped: 0, problems: vec![] })).unwrap();
+    w.write(&Record::Footer(Footer { records: events + 3, processes: 1, ..Footer::default() })).unwrap();
+    w.flush().unwrap();
+    w.bytes()
+}
+
 fn main() {
     if let Some(p) = std::env::var_os("TTALLOC_BENCH_CHILD_REPLAY") {
         child_replay(Path::new(&p));
+        return;
+    }
+    // `TTALLOC_BENCH_SYNTHESIZE=PATH:EVENTS[:window|random]`: only write a
+    // synthetic trace (for manual runs, e.g. the 10^8-event replay in docs/performance.md).
+    if let Ok(spec) = std::env::var("TTALLOC_BENCH_SYNTHESIZE") {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (path, n) = (Path::new(parts[0]), parts.get(1).and_then(|n| n.parse::<u64>().ok()).expect("TTALLOC_BENCH_SYNTHESIZE=PATH:EVENTS[:window|random]"));
+        let t0 = Instant::now();
+        let bytes = match parts.get(2).copied().unwrap_or("window") {
+            "random" => synthesize(path, n, 100_000),
+            _ => synthesize_window(path, n),
+        };
+        println!("{}: {n} events, {bytes} bytes, written in {:.1} s", path.display(), t0.elapsed().as_secs_f64());
         return;
     }
     let mut rep = Report::new("trace_size_replay");
