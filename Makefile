@@ -5,7 +5,9 @@ RELEASE := target/release
 TESTLIB := $(CURDIR)/target/testlib
 DEMO_TRACE := target/demo.msgpack
 
-.PHONY: all build testlib demo test test-fast wheels bench clean
+FUZZ_SECONDS ?= 20
+
+.PHONY: all build testlib demo test test-fast wheels bench fuzz clean
 
 all: build testlib
 
@@ -26,9 +28,16 @@ demo: all
 wheels:
 	bash scripts/fetch-wheels.sh 0.65.0 0.71.2 0.81.1
 
-## every test: unit, end-to-end against the test library, and the real-wheel tier
+## every test: unit, end-to-end against the test library, the real-wheel tier,
+## and a short fuzzing run of the trace and ring readers
 test: all wheels
 	$(CARGO) test --release --workspace
+	$(MAKE) fuzz FUZZ_SECONDS=20
+
+## coverage-guided fuzzing (cargo-fuzz, installed into target/tools), FUZZ_SECONDS per target;
+## a crash fails and is kept in fuzz/regressions/ (docs/reliability.md)
+fuzz:
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: all
 	$(CARGO) bench -p ttalloc-e2e
