@@ -5,7 +5,9 @@ RELEASE := target/release
 TESTLIB := $(CURDIR)/target/testlib
 DEMO_TRACE := target/demo.msgpack
 
-.PHONY: all build testlib demo watch deps test test-fast wheels bench clean
+FUZZ_SECONDS ?= 20
+
+.PHONY: all build testlib demo watch deps test test-fast wheels bench fuzz clean
 
 all: build testlib
 
@@ -37,9 +39,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 deps:
 	@command -v tmux >/dev/null 2>&1 && test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq tmux chromium fonts-dejavu-core; }
 
-## every test: unit, end-to-end against the test library, and the real-wheel tier
+## every test: unit, end-to-end against the test library, the real-wheel tier,
+## and a short fuzzing run of the trace and ring readers
 test: all wheels deps
 	$(CARGO) test --release --workspace
+	$(MAKE) fuzz FUZZ_SECONDS=10
+
+## coverage-guided fuzzing (cargo-fuzz, installed into target/tools), FUZZ_SECONDS per target;
+## a crash fails and is kept in fuzz/regressions/ (docs/reliability.md)
+fuzz:
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: all
 	$(CARGO) bench -p ttalloc-e2e

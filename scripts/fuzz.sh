@@ -30,6 +30,7 @@ status=0
 for t in "${targets[@]}"; do
     art=target/fuzz/artifacts/$t
     log=target/fuzz/$t.log
+    rm -rf "$art"
     mkdir -p "$art" "target/fuzz/corpus/$t" "fuzz/regressions/$t"
     # New coverage goes to the first corpus dir; regressions are seeds too.
     if "$cargo_fuzz" run --fuzz-dir fuzz --target-dir target/fuzz-build "$t" \

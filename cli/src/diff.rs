@@ -103,7 +103,7 @@ pub fn run(base_path: &Path, new_path: &Path, json: bool, threshold_pct: Option<
     let new = load(new_path)?;
     let rows = compare(&base, &new, threshold_pct);
     let failed = rows.iter().any(|r| r.exceeds);
-    let leak_bytes = |s: &Summary| s.leaks.iter().map(|g| g.bytes).sum::<u64>();
+    let leak_bytes = |s: &Summary| s.leaks.iter().fold(0u64, |sum, g| sum.saturating_add(g.bytes));
     if json {
         let rep = DiffReport {
             base: base_path.display().to_string(),

@@ -460,8 +460,7 @@ impl Pass1 {
             let total: u64 = [BufferType::L1, BufferType::L1Small, BufferType::Cb]
                 .iter()
                 .filter_map(|t| self.model.usage.get(&(chip, *t)))
-                .map(|u| u.current)
-                .sum();
+                .fold(0u64, |sum, u| sum.saturating_add(u.current));
             let cur = self.l1_peak.get(&chip).map_or(0, |p| p.total);
             if total > cur {
                 let ev = ev_of(r).copied().unwrap_or_default();
@@ -684,7 +683,7 @@ fn group_leaks(raw: Vec<RawLeak>, pid_of: &dyn Fn(u32) -> u32) -> Vec<LeakGroup>
         });
         g.count += 1;
         if !r.hooked {
-            g.bytes += r.size;
+            g.bytes = g.bytes.saturating_add(r.size);
         }
         g.items.push(r.item);
     }
@@ -729,7 +728,7 @@ pub fn live_on(m: &Model, clock: &Clock, chip: i32, btype: BufferType, top: usiz
     if items.len() > top {
         for i in &items[top..] {
             rest.count += 1;
-            rest.bytes += i.bytes;
+            rest.bytes = rest.bytes.saturating_add(i.bytes);
         }
         items.truncate(top);
     }

@@ -364,7 +364,8 @@ fn leaks(o: &mut String, s: &Summary) {
     let mut per_chip: BTreeMap<i32, u64> = BTreeMap::new();
     for g in &s.leaks {
         for i in &g.items {
-            *per_chip.entry(i.chip).or_default() += if g.hooked { 0 } else { g.size };
+            let sum = per_chip.entry(i.chip).or_default();
+            *sum = sum.saturating_add(if g.hooked { 0 } else { g.size });
         }
     }
     o.push_str("<table><tr><th class=n>count</th><th class=n>size</th><th>type</th><th class=n>total</th><th class=n>pid</th><th>chips</th><th>how</th><th>first allocation</th></tr>\n");

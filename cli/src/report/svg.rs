@@ -100,7 +100,8 @@ pub fn line_chart(title: &str, series: &[Series], markers: &[Marker], x_max: f64
     let ph = h as f64 - mt - mb;
     let y_max_raw = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).max().unwrap_or(0).max(1);
     let ystep = byte_step(y_max_raw);
-    let y_max = (y_max_raw.div_ceil(ystep) * ystep).max(ystep) as f64;
+    let y_ticks = y_max_raw.div_ceil(ystep).max(1);
+    let y_max = y_ticks.saturating_mul(ystep) as f64;
     let x_max = if x_max > 0.0 { x_max } else { 1.0 };
     let xstep = nice_step(x_max, 5.0).max(1.0);
     let sx = |x: f64| ml + (x / x_max).clamp(0.0, 1.0) * pw;
@@ -108,11 +109,11 @@ pub fn line_chart(title: &str, series: &[Series], markers: &[Marker], x_max: f64
     let mut o = String::new();
     let _ = write!(o, r#"<svg class="chart" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{}">"#, esc(title));
     let _ = write!(o, r#"<text x="{ml}" y="14" class="title">{}</text>"#, esc(title));
-    let mut y = 0u64;
-    while (y as f64) <= y_max + 0.5 {
+    // By tick index: sizes near 2^64 (a hostile trace) must not overflow the counter.
+    for k in 0..=y_ticks {
+        let y = k.saturating_mul(ystep);
         let py = sy(y);
         let _ = write!(o, r##"<line x1="{ml}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#e8e8e8"/><text x="{:.1}" y="{:.1}" class="ytick">{}</text>"##, ml + pw, ml - 5.0, py + 4.0, bytes(y));
-        y += ystep;
     }
     let mut x = 0.0;
     while x <= x_max * 1.0001 {
@@ -170,7 +171,7 @@ pub struct Part {
 /// A horizontal stacked bar of `parts` out of `total`, labelled where there is room.
 pub fn stacked_bar(title: &str, parts: &[Part], total: u64, w: u32) -> String {
     let h = 26;
-    let total = total.max(parts.iter().map(|p| p.bytes).sum()).max(1);
+    let total = total.max(parts.iter().fold(0u64, |sum, p| sum.saturating_add(p.bytes))).max(1);
     let mut o = String::new();
     let _ = write!(o, r#"<svg class="bar" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{}">"#, esc(title));
     let _ = write!(o, r##"<rect x="0" y="2" width="{w}" height="22" fill="#f4f4f4" stroke="#ccc"/>"##);

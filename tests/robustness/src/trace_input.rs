@@ -38,7 +38,7 @@ pub fn read_into_model(data: &[u8]) -> u64 {
     records
 }
 
-/// What `ttalloc replay --json`, `leaks` and `export --perfetto` do with
+/// What `ttalloc replay`, `leaks`, `report`, `diff` and `export --perfetto` do with
 /// the file (slower, it goes through files: the `trace_commands` target).
 pub fn commands(data: &[u8]) {
     let path = scratch_file("trace");
@@ -48,6 +48,9 @@ pub fn commands(data: &[u8]) {
         Ok(s) => {
             let _ = ttalloc_cli::replay::render(&s);
             let _ = ttalloc_cli::leaks::render(&s.leaks);
+            let _ = ttalloc_cli::report::render(&s);
+            let _ = ttalloc_cli::diff::compare(&s, &ttalloc_cli::Summary::default(), Some(1.0));
+            let _ = ttalloc_cli::diff::compare(&s, &s, Some(1.0));
             serde_json::to_string(&s).expect("a summary always serialises");
         }
         Err(e) => check_one_line("ttalloc replay", &e.to_string()),
