@@ -132,6 +132,10 @@ impl std::io::Read for Dribble {
 fn many(n: u64) -> Vec<Record> {
     let mut recs = sample();
     recs.pop(); // the footer goes last
+    // Processes 1 and 2 are announced before their records (the reader requires it).
+    for p in 1..3 {
+        recs.push(Record::Process(ProcessInfo { p, pid: 10 + p, start_ticks: 5, exe: "python".into(), created_mono_ns: 1, created_real_ns: 2, shim_info: "{}".into(), attach: "from-start".into() }));
+    }
     for i in 0..n {
         let seq = 100 + 2 * i;
         recs.push(Record::Alloc(AllocRec { ev: Ev { p: (i % 3) as u32, seq, ts_ns: 9_000_000 + seq * 1_000, tid: 7 }, chip: (i % 8) as i32, btype: 1, flags: 0, object: 0x7f00_0000_0000 + i, address: 0x1000 * i, size: 4096 + i, page_size: 2048 }));
