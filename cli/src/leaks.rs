@@ -22,7 +22,7 @@ pub struct LeakReport<'a> {
 pub fn run(trace: &Path, json: bool, fail_if_leaks: bool) -> Result<Status, Error> {
     let opts = Options { peak_live: false, progress: true, ..Options::default() };
     let s = summary::summarize_with(trace, &opts)?;
-    let (n, b) = s.leaks.iter().fold((0, 0), |(n, b), g| (n + g.count, b + g.bytes));
+    let (n, b) = s.leaks.iter().fold((0u64, 0u64), |(n, b), g| (n + g.count, b.saturating_add(g.bytes)));
     let out = if json {
         serde_json::to_string_pretty(&LeakReport { count: n, bytes: b, leaks: &s.leaks }).expect("serializable") + "\n"
     } else {
@@ -34,7 +34,7 @@ pub fn run(trace: &Path, json: bool, fail_if_leaks: bool) -> Result<Status, Erro
 }
 
 pub fn render(groups: &[LeakGroup]) -> String {
-    let (n, b) = groups.iter().fold((0, 0), |(n, b), g| (n + g.count, b + g.bytes));
+    let (n, b) = groups.iter().fold((0u64, 0u64), |(n, b), g| (n + g.count, b.saturating_add(g.bytes)));
     if n == 0 {
         return "no leaks: everything was freed before its process ended or its device closed\n".into();
     }

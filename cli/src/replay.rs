@@ -168,7 +168,7 @@ pub fn render(s: &Summary) -> String {
     if s.gaps.len() > 10 {
         o.push_str(&format!("  … and {} more\n", s.gaps.len() - 10));
     }
-    let (n, b): (u64, u64) = s.leaks.iter().fold((0, 0), |(n, b), g| (n + g.count, b + g.bytes));
+    let (n, b): (u64, u64) = s.leaks.iter().fold((0, 0), |(n, b), g| (n + g.count, b.saturating_add(g.bytes)));
     if n == 0 {
         o.push_str("leaks: none\n");
     } else {

@@ -355,7 +355,7 @@ fn l1_maps(o: &mut String, s: &Summary) {
 
 fn leaks(o: &mut String, s: &Summary) {
     o.push_str("<h2 id=\"leaks\">Leaks</h2>\n");
-    let (n, b) = s.leaks.iter().fold((0, 0), |(n, b), g| (n + g.count, b + g.bytes));
+    let (n, b) = s.leaks.iter().fold((0u64, 0u64), |(n, b), g| (n + g.count, b.saturating_add(g.bytes)));
     if n == 0 {
         o.push_str("<p>None: everything was freed before its process ended or its device closed.</p>\n");
         return;
