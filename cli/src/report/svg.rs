@@ -252,15 +252,15 @@ pub fn address_map(m: &L1Map, w: u32) -> String {
     // Address ticks.
     let axis_y = cb_y + cb_h + 24.0;
     // Addresses are tiled in powers of two: ticks at multiples of one.
-    let step = ((span / 8.0).ceil().max(1.0) as u64).next_power_of_two();
-    let first = m.lo.div_ceil(step) * step;
+    // (Hostile traces put addresses near 2^64: no overflow, at most a few dozen ticks.)
+    let step = ((span / 8.0).ceil().max(1.0) as u64).checked_next_power_of_two().unwrap_or(1 << 63);
+    let first = m.lo.div_ceil(step).saturating_mul(step);
     let _ = write!(o, r##"<line x1="{ml}" y1="{axis_y}" x2="{:.1}" y2="{axis_y}" stroke="#999"/>"##, ml + pw);
-    let mut a = first;
-    while a <= m.hi {
+    let ticks = (0..64u64).map_while(|k| first.checked_add(k.checked_mul(step)?)).take_while(|a| *a <= m.hi);
+    for a in ticks {
         let px = sx(a);
         let anchor = if px < ml + 30.0 { "start" } else if px > ml + pw - 30.0 { "end" } else { "middle" };
         let _ = write!(o, r##"<line x1="{px:.1}" y1="{axis_y}" x2="{px:.1}" y2="{:.1}" stroke="#999"/><text x="{px:.1}" y="{:.1}" text-anchor="{anchor}" class="addr">{}</text>"##, axis_y + 4.0, axis_y + 16.0, hex(a));
-        a += step;
     }
     o.push_str("</svg>");
     o
