@@ -184,14 +184,14 @@ fn cards(o: &mut String, s: &Summary) {
             card(o, "", &bytes(peak), &format!("peak {ty} ({})", chips_label(&on)));
         }
     }
-    let (n, b) = s.leaks.iter().fold((0, 0), |(n, b), g| (n + g.count, b + g.bytes));
+    let (n, b) = s.leaks.iter().fold((0u64, 0u64), |(n, b), g| (n.saturating_add(g.count), b.saturating_add(g.bytes)));
     if n == 0 {
         card(o, "ok", "no leaks", "all freed by exit / close");
     } else {
         card(o, "bad", &format!("{} leaked", count(n)), &format!("{} at exit or device close", bytes(b)));
     }
     if s.dropped > 0 || s.unknown_frees > 0 || s.alloc_failures > 0 {
-        card(o, "bad", &count(s.dropped + s.unknown_frees + s.alloc_failures), "lost events, unpaired frees, failed allocations");
+        card(o, "bad", &count(s.dropped.saturating_add(s.unknown_frees).saturating_add(s.alloc_failures)), "lost events, unpaired frees, failed allocations");
     }
     o.push_str("</div>\n");
 }
@@ -355,7 +355,7 @@ fn l1_maps(o: &mut String, s: &Summary) {
 
 fn leaks(o: &mut String, s: &Summary) {
     o.push_str("<h2 id=\"leaks\">Leaks</h2>\n");
-    let (n, b) = s.leaks.iter().fold((0u64, 0u64), |(n, b), g| (n + g.count, b.saturating_add(g.bytes)));
+    let (n, b) = s.leaks.iter().fold((0u64, 0u64), |(n, b), g| (n.saturating_add(g.count), b.saturating_add(g.bytes)));
     if n == 0 {
         o.push_str("<p>None: everything was freed before its process ended or its device closed.</p>\n");
         return;
