@@ -195,6 +195,8 @@ pub struct TraceReader<R> {
     /// `inner` reported end of file.
     eof: bool,
     prev: Vec<Prev>,
+    /// Format 1: `tid`, `object` and `program` are absolute, not deltas.
+    absolute: bool,
     started: bool,
     done: bool,
     /// A footer was read: the trace was finished cleanly.
@@ -212,6 +214,7 @@ impl<R: BufRead> TraceReader<R> {
             base: 0,
             eof: false,
             prev: Vec::new(),
+            absolute: false,
             started: false,
             done: false,
             complete: false,
@@ -282,7 +285,7 @@ impl<R: BufRead> TraceReader<R> {
                 }
                 continue;
             }
-            let r = decode(&self.buf[self.pos..self.end], &mut self.prev);
+            let r = decode(&self.buf[self.pos..self.end], &mut self.prev, self.absolute);
             let e = match r {
                 Ok((r, n)) => {
                     self.pos += n;
@@ -315,6 +318,7 @@ impl<R: BufRead> TraceReader<R> {
                     if h.format_version > TRACE_FORMAT_VERSION {
                         return Err(self.fail(0, format!("trace format {} is newer than this ttalloc ({TRACE_FORMAT_VERSION})", h.format_version), false));
                     }
+                    self.absolute = h.format_version < 2;
                 }
                 _ => return Err(self.fail(0, "not a ttalloc trace (no header)", false)),
             }
@@ -354,16 +358,16 @@ fn announce(prev: &mut Vec<Prev>, p: u64) -> Result<(), DecodeError> {
 /// Decodes one record from the front of `b`: the record and its length.
 /// `prev` (the per-process delta state) changes only when a record is returned.
 #[inline(always)]
-fn decode(b: &[u8], prev: &mut Vec<Prev>) -> Result<(Record, usize), DecodeError> {
+fn decode(b: &[u8], prev: &mut Vec<Prev>, absolute: bool) -> Result<(Record, usize), DecodeError> {
     if b.len() >= FAST_MIN {
-        decode_with::<false>(b, prev)
+        decode_with::<false>(b, prev, absolute)
     } else {
-        decode_with::<true>(b, prev)
+        decode_with::<true>(b, prev, absolute)
     }
 }
 
 #[inline(always)]
-fn decode_with<const CHECKED: bool>(b: &[u8], prev: &mut Vec<Prev>) -> Result<(Record, usize), DecodeError> {
+fn decode_with<const CHECKED: bool>(b: &[u8], prev: &mut Vec<Prev>, absolute: bool) -> Result<(Record, usize), DecodeError> {
     let mut c = Cur::<CHECKED> { b, i: 0 };
     let len = c.array_len()?;
     if !(2..=16).contains(&len) {
@@ -389,24 +393,23 @@ fn decode_with<const CHECKED: bool>(b: &[u8], prev: &mut Vec<Prev>) -> Result<(R
         }
         _ => {
             let p = check_p(prev, c.u64()?)?;
-            let last = prev[p as usize];
+            let mut last = prev[p as usize];
+            if absolute {
+                (last.tid, last.object, last.program) = (0, 0, 0);
+            }
             let seq = last.seq.wrapping_add(c.i64()? as u64);
             let ts_ns = last.ts.wrapping_add(c.i64()? as u64);
-            let tid = c.u64()? as u32;
+            // Format 1 wrote the tid unsigned, format 2 a signed delta: either
+            // way the raw bits added to the base give the tid.
+            let tid = last.tid.wrapping_add(c.int()?.0 as u32);
             let ev = Ev { p, seq, ts_ns, tid };
+            let (mut object, mut program) = (last.object, last.program);
             let r = match t {
                 tag::ALLOC => {
                     want(12)?;
-                    Record::Alloc(AllocRec {
-                        ev,
-                        chip: c.i64()? as i32,
-                        btype: c.u64()? as u8,
-                        flags: c.u64()? as u16,
-                        object: c.u64()?,
-                        address: c.u64()?,
-                        size: c.u64()?,
-                        page_size: c.u64()? as u32,
-                    })
+                    let (chip, btype, flags) = (c.i64()? as i32, c.u64()? as u8, c.u64()? as u16);
+                    object = object.wrapping_add(c.int()?.0);
+                    Record::Alloc(AllocRec { ev, chip, btype, flags, object, address: c.u64()?, size: c.u64()?, page_size: c.u64()? as u32 })
                 }
                 tag::FREE => {
                     want(6)?;
@@ -414,11 +417,14 @@ fn decode_with<const CHECKED: bool>(b: &[u8], prev: &mut Vec<Prev>) -> Result<(R
                 }
                 tag::UNKNOWN_FREE => {
                     want(10)?;
-                    Record::UnknownFree { ev, object: c.u64()?, chip: c.i64()? as i32, btype: c.u64()? as u8, address: c.u64()?, size: c.u64()? }
+                    object = object.wrapping_add(c.int()?.0);
+                    Record::UnknownFree { ev, object, chip: c.i64()? as i32, btype: c.u64()? as u8, address: c.u64()?, size: c.u64()? }
                 }
                 tag::CB_ALLOC | tag::DFB_ALLOC => {
                     want(10)?;
-                    let cb = CbRec { ev, chip: c.i64()? as i32, program: c.u64()?, address: c.u64()?, size: c.u64()?, flags: c.u64()? as u16 };
+                    let chip = c.i64()? as i32;
+                    program = program.wrapping_add(c.int()?.0);
+                    let cb = CbRec { ev, chip, program, address: c.u64()?, size: c.u64()?, flags: c.u64()? as u16 };
                     if t == tag::CB_ALLOC {
                         Record::CbAlloc(cb)
                     } else {
@@ -427,11 +433,14 @@ fn decode_with<const CHECKED: bool>(b: &[u8], prev: &mut Vec<Prev>) -> Result<(R
                 }
                 tag::CB_FREE => {
                     want(7)?;
-                    Record::CbFree { ev, chip: c.i64()? as i32, program: c.u64()? }
+                    let chip = c.i64()? as i32;
+                    program = program.wrapping_add(c.int()?.0);
+                    Record::CbFree { ev, chip, program }
                 }
                 tag::PROGRAM_END => {
                     want(6)?;
-                    Record::ProgramEnd { ev, program: c.u64()? }
+                    program = program.wrapping_add(c.int()?.0);
+                    Record::ProgramEnd { ev, program }
                 }
                 tag::DEVICE_CLOSE => {
                     want(6)?;
@@ -444,7 +453,7 @@ fn decode_with<const CHECKED: bool>(b: &[u8], prev: &mut Vec<Prev>) -> Result<(R
                 other => return Err(Bad("unknown tag", other as u64)),
             };
             // Complete: commit the delta state.
-            prev[p as usize] = Prev { seq, ts: ts_ns };
+            prev[p as usize] = Prev { seq, ts: ts_ns, tid, object, program };
             r
         }
     };
@@ -547,4 +556,58 @@ pub fn footer(path: &std::path::Path) -> Option<Footer> {
         }
         rmp_serde::from_slice::<Footer>(body).ok()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{mp, TraceWriter};
+
+    /// Format 1 (absolute `tid`, `object`, `program`) stays readable: records
+    /// hand-encoded as the format-1 writer did.
+    #[test]
+    fn reads_format_1() {
+        let header = TraceHeader { magic: TRACE_MAGIC.into(), format_version: 1, tool_version: "old".into(), host: "h".into(), collector_pid: 1, started_real_ns: 0, command: vec![] };
+        let mut w = TraceWriter::new(Vec::new(), &header).unwrap();
+        let process = ProcessInfo { p: 0, pid: 9, start_ticks: 1, exe: "x".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() };
+        w.write(&Record::Process(process.clone())).unwrap();
+        let mut b = w.into_inner();
+        let v1_ev = |b: &mut Vec<u8>, t: u8, extra: u32, dseq: i64, tid: u64| {
+            mp::array_len(b, 5 + extra);
+            mp::uint(b, t as u64);
+            mp::uint(b, 0);
+            mp::sint(b, dseq);
+            mp::sint(b, 100);
+            mp::uint(b, tid);
+        };
+        for (seq, object) in [(1u64, 0x7f00_0000_2000u64), (2, 0x7f00_0000_1000)] {
+            v1_ev(&mut b, tag::ALLOC, 7, 1, 40_000);
+            for v in [0u64, 1, 0, object, 0x1000 * seq, 4096, 64] {
+                mp::uint(&mut b, v);
+            }
+        }
+        for program in [0x5555_0000_9000u64, 0x5555_0000_9000] {
+            v1_ev(&mut b, tag::CB_ALLOC, 5, 1, 40_001);
+            for v in [3u64, program, 0x100, 32, 0] {
+                mp::uint(&mut b, v);
+            }
+        }
+        v1_ev(&mut b, tag::PROGRAM_END, 1, 1, 40_001);
+        mp::uint(&mut b, 0x5555_0000_9000);
+        let got: Vec<Record> = TraceReader::new(&b[..]).collect::<Result<_, _>>().unwrap();
+        let ev = |seq: u64, tid: u32| Ev { p: 0, seq, ts_ns: 100 * seq, tid };
+        let alloc = |seq: u64, object: u64| Record::Alloc(AllocRec { ev: ev(seq, 40_000), chip: 0, btype: 1, flags: 0, object, address: 0x1000 * seq, size: 4096, page_size: 64 });
+        let cb = |seq: u64| Record::CbAlloc(CbRec { ev: ev(seq, 40_001), chip: 3, program: 0x5555_0000_9000, address: 0x100, size: 32, flags: 0 });
+        assert_eq!(
+            got[1..],
+            [
+                Record::Process(process),
+                alloc(1, 0x7f00_0000_2000),
+                alloc(2, 0x7f00_0000_1000),
+                cb(3),
+                cb(4),
+                Record::ProgramEnd { ev: ev(5, 40_001), program: 0x5555_0000_9000 }
+            ]
+        );
+    }
 }

@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 pub const TRACE_MAGIC: &str = "ttalloc-trace";
-pub const TRACE_FORMAT_VERSION: u32 = 1;
+/// 2: `tid`, `object` and `program` are per-process deltas (1: absolute).
+/// Readers read both.
+pub const TRACE_FORMAT_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TraceHeader {

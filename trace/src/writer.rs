@@ -1,6 +1,8 @@
 //! Streaming trace writer: each record is one msgpack array `[tag, …]`.
-//! Hot records are positional with per-process deltas for `seq` and `ts_ns`
-//! (most deltas fit in one byte); rare records carry a named msgpack map
+//! Hot records are positional with per-process deltas for `seq`, `ts_ns`,
+//! `tid`, the `Buffer*` and the `ProgramImpl*` (format 2: most deltas fit in
+//! one byte — a program's CBs share one pointer, a thread's events one tid,
+//! and buffers come from nearby heap slots); rare records carry a named msgpack map
 //! (rmp-serde) inside a length-prefixed `bin`, so readers can bound them.
 
 use crate::mp;
@@ -34,6 +36,11 @@ pub(crate) mod tag {
 pub(crate) struct Prev {
     pub seq: u64,
     pub ts: u64,
+    pub tid: u32,
+    /// The last `Buffer*` of an alloc or unknown free.
+    pub object: u64,
+    /// The last `ProgramImpl*` of a cb_alloc, dfb_alloc, cb_free or program_end.
+    pub program: u64,
 }
 
 pub struct TraceWriter<W: Write> {
@@ -85,16 +92,31 @@ impl<W: Write> TraceWriter<W> {
         if self.prev.len() <= p {
             self.prev.resize(p + 1, Prev::default());
         }
-        let prev = self.prev[p];
-        self.prev[p] = Prev { seq: ev.seq, ts: ev.ts_ns };
+        let prev = &mut self.prev[p];
+        let (dseq, dts, dtid) = (ev.seq.wrapping_sub(prev.seq), ev.ts_ns.wrapping_sub(prev.ts), ev.tid.wrapping_sub(prev.tid));
+        (prev.seq, prev.ts, prev.tid) = (ev.seq, ev.ts_ns, ev.tid);
         let b = &mut self.scratch;
         mp::array_len(b, 5 + extra);
         mp::uint(b, t as u64);
         mp::uint(b, ev.p as u64);
-        mp::sint(b, ev.seq.wrapping_sub(prev.seq) as i64);
-        mp::sint(b, ev.ts_ns.wrapping_sub(prev.ts) as i64);
-        mp::uint(b, ev.tid as u64);
+        mp::sint(b, dseq as i64);
+        mp::sint(b, dts as i64);
+        mp::sint(b, dtid as i32 as i64);
         Ok(())
+    }
+
+    /// `object` as a delta from the process's previous one (after `ev`).
+    fn object(&mut self, p: u32, object: u64) {
+        let prev = &mut self.prev[p as usize].object;
+        mp::sint(&mut self.scratch, object.wrapping_sub(*prev) as i64);
+        *prev = object;
+    }
+
+    /// `program` as a delta from the process's previous one (after `ev`).
+    fn program(&mut self, p: u32, program: u64) {
+        let prev = &mut self.prev[p as usize].program;
+        mp::sint(&mut self.scratch, program.wrapping_sub(*prev) as i64);
+        *prev = program;
     }
 
     fn u(&mut self, v: u64) -> io::Result<()> {
@@ -119,7 +141,7 @@ impl<W: Write> TraceWriter<W> {
                 self.i(a.chip as i64)?;
                 self.u(a.btype as u64)?;
                 self.u(a.flags as u64)?;
-                self.u(a.object)?;
+                self.object(a.ev.p, a.object);
                 self.u(a.address)?;
                 self.u(a.size)?;
                 self.u(a.page_size as u64)?;
@@ -130,7 +152,7 @@ impl<W: Write> TraceWriter<W> {
             }
             Record::UnknownFree { ev, object, chip, btype, address, size } => {
                 self.ev(tag::UNKNOWN_FREE, ev, 5)?;
-                self.u(*object)?;
+                self.object(ev.p, *object);
                 self.i(*chip as i64)?;
                 self.u(*btype as u64)?;
                 self.u(*address)?;
@@ -140,7 +162,7 @@ impl<W: Write> TraceWriter<W> {
                 let t = if matches!(r, Record::CbAlloc(_)) { tag::CB_ALLOC } else { tag::DFB_ALLOC };
                 self.ev(t, &c.ev, 5)?;
                 self.i(c.chip as i64)?;
-                self.u(c.program)?;
+                self.program(c.ev.p, c.program);
                 self.u(c.address)?;
                 self.u(c.size)?;
                 self.u(c.flags as u64)?;
@@ -148,11 +170,11 @@ impl<W: Write> TraceWriter<W> {
             Record::CbFree { ev, chip, program } => {
                 self.ev(tag::CB_FREE, ev, 2)?;
                 self.i(*chip as i64)?;
-                self.u(*program)?;
+                self.program(ev.p, *program);
             }
             Record::ProgramEnd { ev, program } => {
                 self.ev(tag::PROGRAM_END, ev, 1)?;
-                self.u(*program)?;
+                self.program(ev.p, *program);
             }
             Record::DeviceClose { ev, chip } => {
                 self.ev(tag::DEVICE_CLOSE, ev, 1)?;

@@ -263,3 +263,21 @@ fn the_footer_is_read_from_the_end_of_a_finished_trace_only() {
     std::fs::write(&p, &more).unwrap();
     assert_eq!(reader::footer(&p), None);
 }
+
+/// Format 2's point: a program's CB records share one pointer and a
+/// thread's records one tid, so both cost one byte after the first record.
+#[test]
+fn repeated_program_and_tid_cost_one_byte() {
+    let mut w = TraceWriter::new(Vec::new(), &header()).unwrap();
+    w.write(&sample()[0]).unwrap();
+    let mut sizes = vec![];
+    for seq in 0..3 {
+        let before = w.bytes();
+        let cb = CbRec { ev: Ev { p: 0, seq, ts_ns: 10 * seq, tid: 40_000 }, chip: 3, program: 0x5555_dead_9000, address: 0x10000, size: 4096, flags: 0 };
+        w.write(&Record::CbAlloc(cb)).unwrap();
+        sizes.push(w.bytes() - before);
+    }
+    // array, tag, p, dseq, dts, tid, chip, program: 1 byte each; address 5, size 3, flags 1.
+    assert_eq!(sizes[1..], [17, 17]);
+    assert!(sizes[0] >= 17 + 2 + 8, "first record carries the absolute tid and program: {sizes:?}");
+}
