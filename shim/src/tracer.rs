@@ -176,6 +176,7 @@ fn info_json(
         "inline_hooked": hooks.map_or(0, |h| h.how.iter().filter(|x| **x == inline::How::Inline).count()),
         "analysis": analysis_json,
         "accessors_resolved": accessors,
+        "direct_fields": reader.direct_fields(),
         "notes": notes,
     })
     .to_string()

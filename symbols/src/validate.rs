@@ -118,6 +118,99 @@ pub fn ctor_arg_stores(bytes: &[u8], ip: u64) -> CtorStores {
     out
 }
 
+/// How a pimpl (0.81+) accessor reads its field: `mov impl_off(%rdi),%reg`
+/// (the `BufferImpl*`), then one load from `impl`, then `ret`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PimplField {
+    /// `mov off(%reg),%eax|%rax; ret`: the field's `width` bytes (4 or 8), zero-extended.
+    Load { impl_off: u32, off: u32, width: u8 },
+    /// `cmpb $value,off(%reg); sete %al; ret`: the byte at `off` equals `value`.
+    ByteEquals { impl_off: u32, off: u32, value: u8 },
+}
+
+impl PimplField {
+    /// Reads the field of `this` exactly as the accessor does (same two loads).
+    ///
+    /// # Safety
+    /// `this` must be a live object of the class whose accessor was proven.
+    #[inline]
+    pub unsafe fn read(self, this: usize) -> Option<u64> {
+        let (impl_off, off) = match self {
+            PimplField::Load { impl_off, off, .. } | PimplField::ByteEquals { impl_off, off, .. } => (impl_off, off),
+        };
+        let imp = std::ptr::read_unaligned(this.wrapping_add(impl_off as usize) as *const usize);
+        if imp == 0 {
+            return None;
+        }
+        let at = imp.wrapping_add(off as usize);
+        Some(match self {
+            PimplField::Load { width: 4, .. } => u64::from(std::ptr::read_unaligned(at as *const u32)),
+            PimplField::Load { .. } => std::ptr::read_unaligned(at as *const u64),
+            PimplField::ByteEquals { value, .. } => u64::from(*(at as *const u8) == value),
+        })
+    }
+}
+
+/// Proves that the accessor at `ip` is a plain pimpl getter (see [`PimplField`]), so the
+/// shim may do its two loads itself instead of calling it on every event. A guard
+/// `cmpb $imm,off(%impl); jcc <throw path>` before the load is allowed: `Buffer::address()`
+/// asserts the buffer is allocated, and the shim reads the address only after
+/// `is_allocated()` said yes. Anything else (a call, a store, another register) is `None`.
+pub fn pimpl_getter(bytes: &[u8], ip: u64) -> Option<PimplField> {
+    let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+    let mut ins = Instruction::default();
+    let mut next = || {
+        if !decoder.can_decode() {
+            return None;
+        }
+        decoder.decode_out(&mut ins);
+        (!ins.is_invalid()).then_some(ins)
+    };
+    // `[reg + disp]` with no index and no segment: the displacement, if it fits 32 bits.
+    let simple = |i: &Instruction, base: Register| -> Option<u32> {
+        (i.op1_kind() == OpKind::Memory
+            && i.memory_base() == base
+            && i.memory_index() == Register::None
+            && i.segment_prefix() == Register::None)
+            .then(|| u32::try_from(i.memory_displacement64()).ok())
+            .flatten()
+    };
+    let first = next()?;
+    if first.code() != Code::Mov_r64_rm64 || first.op0_kind() != OpKind::Register {
+        return None;
+    }
+    let imp = first.op0_register();
+    let impl_off = simple(&first, Register::RDI)?;
+    let mut guarded = false;
+    loop {
+        let i = next()?;
+        match i.code() {
+            Code::Cmp_rm8_imm8 if i.op0_kind() == OpKind::Memory && i.memory_base() == imp && i.memory_index() == Register::None => {
+                let off = u32::try_from(i.memory_displacement64()).ok()?;
+                let value = i.immediate8();
+                let after = next()?;
+                match after.code() {
+                    Code::Sete_rm8 if !guarded && after.op0_kind() == OpKind::Register && after.op0_register() == Register::AL => {
+                        return (next()?.flow_control() == FlowControl::Return).then_some(PimplField::ByteEquals { impl_off, off, value });
+                    }
+                    _ if after.flow_control() == FlowControl::ConditionalBranch && !guarded => guarded = true,
+                    _ => return None,
+                }
+            }
+            Code::Mov_r64_rm64 | Code::Mov_r32_rm32 if i.op0_kind() == OpKind::Register => {
+                let width = if i.code() == Code::Mov_r64_rm64 { 8 } else { 4 };
+                let want = if width == 8 { Register::RAX } else { Register::EAX };
+                let off = simple(&i, imp)?;
+                if i.op0_register() != want {
+                    return None;
+                }
+                return (next()?.flow_control() == FlowControl::Return).then_some(PimplField::Load { impl_off, off, width });
+            }
+            _ => return None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +223,32 @@ mod tests {
         let p = [0x48, 0x8b, 0x47, 0x10, 0xf7, 0x40, 0x10, 0xfb, 0xff, 0xff, 0xff];
         assert_eq!(is_dram_type_offset(&p), None);
         assert_eq!(is_dram_type_offset(&b[..6]), None);
+    }
+
+    /// The accessors of the real 0.81.1 `libtt_metal.so` (bytes from its
+    /// disassembly) and the shapes that must be refused.
+    #[test]
+    fn pimpl_getters_of_0_81() {
+        let load = |impl_off, off, width| Some(PimplField::Load { impl_off, off, width });
+        // size(): mov 0x10(%rdi),%rax; mov 0x8(%rax),%rax; ret
+        assert_eq!(pimpl_getter(&[0x48, 0x8b, 0x47, 0x10, 0x48, 0x8b, 0x40, 0x08, 0xc3], 0), load(0x10, 8, 8));
+        // buffer_type(): …; mov 0x10(%rax),%eax; ret
+        assert_eq!(pimpl_getter(&[0x48, 0x8b, 0x47, 0x10, 0x8b, 0x40, 0x10, 0xc3], 0), load(0x10, 0x10, 4));
+        // device(): …; mov (%rax),%rax; ret
+        assert_eq!(pimpl_getter(&[0x48, 0x8b, 0x47, 0x10, 0x48, 0x8b, 0x00, 0xc3], 0), load(0x10, 0, 8));
+        // is_allocated(): …; cmpb $0x1,0x38(%rax); sete %al; ret
+        let alloc = [0x48, 0x8b, 0x47, 0x10, 0x80, 0x78, 0x38, 0x01, 0x0f, 0x94, 0xc0, 0xc3];
+        assert_eq!(pimpl_getter(&alloc, 0), Some(PimplField::ByteEquals { impl_off: 0x10, off: 0x38, value: 1 }));
+        // address(): …; cmpb $0x0,0x38(%rax); je <throw>; mov 0x40(%rax),%eax; ret
+        let addr = [0x48, 0x8b, 0x47, 0x10, 0x80, 0x78, 0x38, 0x00, 0x74, 0x04, 0x8b, 0x40, 0x40, 0xc3];
+        assert_eq!(pimpl_getter(&addr, 0), load(0x10, 0x40, 4));
+        // Refused: loads into another register, a call, a legacy direct getter, no ret, two guards.
+        assert_eq!(pimpl_getter(&[0x48, 0x8b, 0x47, 0x10, 0x48, 0x8b, 0x48, 0x08, 0xc3], 0), None);
+        assert_eq!(pimpl_getter(&[0x48, 0x8b, 0x47, 0x10, 0xe8, 0, 0, 0, 0, 0xc3], 0), None);
+        assert_eq!(pimpl_getter(&[0x8b, 0x47, 0x20, 0xc3], 0), None);
+        assert_eq!(pimpl_getter(&[0x48, 0x8b, 0x47, 0x10, 0x48, 0x8b, 0x40, 0x08, 0x90], 0), None);
+        let two = [0x48, 0x8b, 0x47, 0x10, 0x80, 0x78, 0x38, 0x00, 0x74, 0x08, 0x80, 0x78, 0x39, 0x00, 0x74, 0x04, 0x8b, 0x40, 0x40, 0xc3];
+        assert_eq!(pimpl_getter(&two, 0), None);
     }
 
     #[test]

@@ -7,12 +7,63 @@
  * library's own entry (dlsym on the handle: what a direct intra-library call reaches). It
  * does nothing without registered graph processors; with the shim's entry patched
  * (TTALLOC_INLINE=all) each call goes through the shim's hook and the trampoline instead,
- * and is recorded. Prints one JSON line. */
+ * and is recorded.
+ *
+ * On a pimpl (0.81+) library it then builds one Buffer by hand, laid out as
+ * docs/tt-metal-abi.md says (BufferImpl* at +0x10; in the impl: device +0,
+ * size +0x8, type +0x10, status +0x38, address +0x40, page size +0x48), reads
+ * it with the library's own accessors, and passes it to the GraphTracker
+ * track_allocate / track_deallocate found in the global scope: the shim's
+ * hooks when preloaded (which forward to the real ones, a no-op without
+ * graph processors). Prints one JSON line with what the accessors returned. */
 #include <dlfcn.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define TRACK_DEALLOCATE_CB "_ZN2tt8tt_metal12GraphTracker19track_deallocate_cbEPKNS0_7IDeviceE"
+#define TRACK_ALLOCATE "_ZN2tt8tt_metal12GraphTracker14track_allocateEPKNS0_6BufferE"
+#define TRACK_DEALLOCATE "_ZN2tt8tt_metal12GraphTracker16track_deallocateEPNS0_6BufferE"
+#define DEVICE_VTABLE "_ZTVN2tt8tt_metal6DeviceE"
+
+typedef uint64_t (*get_u64)(const void *);
+typedef uint32_t (*get_u32)(const void *);
+typedef _Bool (*get_bool)(const void *);
+typedef void *(*get_ptr)(const void *);
+typedef void (*track)(void *, void *);
+
+/* The hand-built pimpl Buffer (see above); prints the accessors' view of it. */
+static void pimpl_buffer(void *h, void *tracker) {
+    get_u64 size = (get_u64)dlsym(h, "_ZNK2tt8tt_metal6Buffer4sizeEv");
+    get_u32 type = (get_u32)dlsym(h, "_ZNK2tt8tt_metal6Buffer11buffer_typeEv");
+    get_ptr device = (get_ptr)dlsym(h, "_ZNK2tt8tt_metal6Buffer6deviceEv");
+    get_bool allocated = (get_bool)dlsym(h, "_ZNK2tt8tt_metal6Buffer12is_allocatedEv");
+    get_u32 address = (get_u32)dlsym(h, "_ZNK2tt8tt_metal6Buffer7addressEv");
+    get_u64 page_size = (get_u64)dlsym(h, "_ZNK2tt8tt_metal6Buffer9page_sizeEv");
+    char *vtable = (char *)dlsym(h, DEVICE_VTABLE);
+    if (!size || !type || !device || !allocated || !address || !page_size || !vtable) return;
+    static void *dev[512]; /* a Device: its vptr, then zeros (Device::id() reads 0) */
+    static uint64_t impl[32], buffer[8];
+    dev[0] = vtable + 16;
+    buffer[2] = (uint64_t)(uintptr_t)impl;
+    impl[0] = (uint64_t)(uintptr_t)dev;
+    impl[1] = 3u << 20;                      /* size */
+    impl[2] = 1;                             /* type: L1 */
+    impl[7] = 1;                             /* status: allocated */
+    impl[8] = 0x12340;                       /* address (u32) */
+    impl[9] = 2048;                          /* page size */
+    printf(",\"buffer\":{\"size\":%llu,\"type\":%u,\"device_ok\":%s,\"allocated\":%s,\"address\":%u,\"page_size\":%llu",
+           (unsigned long long)size(buffer), type(buffer), device(buffer) == (void *)dev ? "true" : "false",
+           allocated(buffer) ? "true" : "false", address(buffer), (unsigned long long)page_size(buffer));
+    track alloc = (track)dlsym(RTLD_DEFAULT, TRACK_ALLOCATE);
+    track dealloc = (track)dlsym(RTLD_DEFAULT, TRACK_DEALLOCATE);
+    printf(",\"tracked\":%s}", alloc && dealloc ? "true" : "false");
+    if (alloc && dealloc) {
+        alloc(tracker, buffer);
+        dealloc(tracker, buffer);
+    }
+}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -34,6 +85,8 @@ int main(int argc, char **argv) {
      * (begin == end == NULL: empty); later releases keep processors thread_local. */
     static void *tracker[16];
     for (int i = 0; i < calls; i++) cb_free(tracker, NULL);
-    printf("{\"loaded\":\"%s\",\"calls\":%d}\n", argv[1], calls);
+    printf("{\"loaded\":\"%s\",\"calls\":%d", argv[1], calls);
+    pimpl_buffer(h, tracker);
+    printf("}\n");
     return 0;
 }

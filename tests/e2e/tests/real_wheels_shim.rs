@@ -53,8 +53,9 @@ fn renamed_copy(lib: &Path) -> (tempfile::TempDir, PathBuf) {
     (root, copy)
 }
 
-/// Runs `load_metal COPY CALLS` preloaded, under the collector; returns the trace.
-fn traced(copy: &Path, calls: u32, env: &[(&str, &str)]) -> Replayed {
+/// Runs `load_metal COPY CALLS` preloaded, under the collector; returns the
+/// trace and the line `load_metal` printed.
+fn traced(copy: &Path, calls: u32, env: &[(&str, &str)]) -> (Replayed, serde_json::Value) {
     let shm = ShmDir::new();
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("t.msgpack");
@@ -66,8 +67,27 @@ fn traced(copy: &Path, calls: u32, env: &[(&str, &str)]) -> Replayed {
     }
     let out = c.output().unwrap();
     ok(&out);
-    assert!(stdout(&out).contains(&format!("\"calls\":{calls}")), "{}", stdout(&out));
-    replay(&trace)
+    let text = stdout(&out);
+    let line = text.lines().find(|l| l.starts_with("{\"loaded\"")).unwrap_or_else(|| panic!("no load_metal line: {text}"));
+    let printed: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(printed["calls"], calls, "{line}");
+    (replay(&trace), printed)
+}
+
+/// On 0.81 `load_metal` hands the shim one Buffer built by hand and prints
+/// what the real library's accessors read from it; the shim reads it with
+/// direct loads (`direct_fields` 6): the trace must hold exactly those values.
+fn direct_loads_match_the_accessors(version: &str, r: &Replayed, printed: &serde_json::Value) {
+    let b = &printed["buffer"];
+    assert_eq!((b["tracked"].clone(), b["device_ok"].clone(), b["allocated"].clone()), (true.into(), true.into(), true.into()), "{version}: {printed}");
+    let allocs: Vec<_> = r.records.iter().filter_map(|rec| if let Record::Alloc(a) = rec { Some(*a) } else { None }).collect();
+    assert_eq!(allocs.len(), 1, "{version}");
+    let a = allocs[0];
+    let got = serde_json::json!({"size": a.size, "type": a.btype, "address": a.address, "page_size": a.page_size, "chip": a.chip, "flags": a.flags});
+    let want = serde_json::json!({"size": b["size"], "type": b["type"], "address": b["address"], "page_size": b["page_size"], "chip": 0, "flags": 0});
+    assert_eq!(got, want, "{version}: the shim's direct loads against the real accessors");
+    let frees = r.records.iter().filter(|rec| matches!(rec, Record::Free { alloc_seq, .. } if *alloc_seq == a.ev.seq)).count();
+    assert_eq!(frees, 1, "{version}: the free pairs with the allocation");
 }
 
 fn shim_info(r: &Replayed) -> serde_json::Value {
@@ -96,7 +116,7 @@ fn real_library(version: &str, abi: &str) {
     let (_root, copy) = renamed_copy(&lib);
 
     // 1. Default policy: interposition everywhere (every real build binds its targets by symbol).
-    let r = traced(&copy, 3, &[]);
+    let (r, printed) = traced(&copy, 3, &[]);
     let info = shim_info(&r);
     println!("{version}: shim_info {} bytes", info.to_string().len());
     assert_eq!(info["library"], copy.to_str().unwrap(), "found under its new name and path");
@@ -138,6 +158,13 @@ fn real_library(version: &str, abi: &str) {
     for a in pimpl {
         assert_eq!(accessors[a], abi == "pimpl-0.81", "{version}: {a} resolved iff pimpl");
     }
+    // 0.81: the six accessors the hot path needs are plain getters, read with direct loads.
+    assert_eq!(info["direct_fields"], if abi == "pimpl-0.81" { 6 } else { 0 }, "{version}: {}", info["notes"]);
+    if abi == "pimpl-0.81" {
+        direct_loads_match_the_accessors(version, &r, &printed);
+    } else {
+        assert!(printed.get("buffer").is_none() && !r.records.iter().any(|rec| matches!(rec, Record::Alloc(_))), "{version}: {printed}");
+    }
     if abi != "pimpl-0.81" {
         assert_eq!(accessors["_ZNK2tt8tt_metal6Buffer9num_pagesEv"], true, "{version}: legacy size = num_pages * page_size");
     }
@@ -147,7 +174,10 @@ fn real_library(version: &str, abi: &str) {
     assert_eq!(r.records.iter().filter(|rec| matches!(rec, Record::CbFree { .. })).count(), 0);
 
     // 2. TTALLOC_INLINE=all: every entry of the real code is patched; direct calls are recorded.
-    let r = traced(&copy, 7, &[("TTALLOC_INLINE", "all")]);
+    let (r, printed) = traced(&copy, 7, &[("TTALLOC_INLINE", "all")]);
+    if abi == "pimpl-0.81" {
+        direct_loads_match_the_accessors(version, &r, &printed);
+    }
     let info = shim_info(&r);
     let hooked = targets(&info).iter().filter(|t| t["present"] == true && t["hook_detail"] != "ttalloc has no hook for it").count();
     assert_eq!(info["inline_hooked"], hooked as u64, "{version}: {}", info["analysis"]["targets"]);
