@@ -47,15 +47,38 @@ pub struct BufferFields {
     pub allocated: Option<bool>,
 }
 
-/// The pimpl accessors proven to be plain getters (`None`: call the accessor).
-#[derive(Clone, Copy, Debug, Default)]
-struct Direct {
-    size: Option<PimplField>,
-    btype: Option<PimplField>,
-    device: Option<PimplField>,
-    allocated: Option<PimplField>,
-    address: Option<PimplField>,
-    page_size: Option<PimplField>,
+/// Where 0.81's accessors read their fields: `*(this + impl_off)` is the
+/// `BufferImpl*`, the rest are offsets into it.
+#[derive(Clone, Copy, Debug)]
+struct ImplLayout {
+    impl_off: u32,
+    device: u32,
+    size: u32,
+    /// u32 `BufferType`.
+    btype: u32,
+    /// `is_allocated()` is "the byte at `status` equals `allocated`".
+    status: u32,
+    allocated: u8,
+    /// u32, as `Buffer::address()` returns it.
+    address: u32,
+    page_size: u32,
+}
+
+impl ImplLayout {
+    /// The `BufferImpl*` of a live `Buffer*` (`None` if null, as after a move).
+    #[inline(always)]
+    unsafe fn impl_of(&self, buf: usize) -> Option<usize> {
+        let imp = std::ptr::read_unaligned(buf.wrapping_add(self.impl_off as usize) as *const usize);
+        (imp != 0).then_some(imp)
+    }
+    #[inline(always)]
+    unsafe fn u64_at(&self, imp: usize, off: u32) -> u64 {
+        std::ptr::read_unaligned(imp.wrapping_add(off as usize) as *const u64)
+    }
+    #[inline(always)]
+    unsafe fn u32_at(&self, imp: usize, off: u32) -> u32 {
+        std::ptr::read_unaligned(imp.wrapping_add(off as usize) as *const u32)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,9 +103,10 @@ pub struct BufferReader {
     type_off: Option<usize>,
     size_off: Option<usize>,
     device_off: Option<usize>,
-    /// Pimpl builds: accessors proven to be plain `BufferImpl` getters, read
-    /// with their own two loads instead of a call (`validate::pimpl_getter`).
-    direct: Direct,
+    /// Pimpl builds: where the fields live in `BufferImpl`, when all six
+    /// accessors the hot path needs are proven plain getters
+    /// (`validate::pimpl_getter`); the fields are then loaded, not called for.
+    direct: Option<ImplLayout>,
     /// `&_ZTV… + 16`; 0 when the vtable is not exported.
     device_vptr: usize,
     mesh_vptr: usize,
@@ -123,7 +147,7 @@ impl BufferReader {
             type_off: None,
             size_off: None,
             device_off: None,
-            direct: Direct::default(),
+            direct: None,
             device_vptr: vptr(Accessor::DeviceVtable),
             mesh_vptr: vptr(Accessor::MeshDeviceVtable),
             device_id: None,
@@ -192,39 +216,50 @@ impl BufferReader {
         }
     }
 
-    /// Each accessor whose code is a plain getter is read directly (about 10
-    /// instructions an event less per field); any other keeps its call.
+    /// All six accessors proven plain getters of one `BufferImpl*` → direct
+    /// loads (one impl load and one load per field instead of six calls);
+    /// otherwise every field keeps its accessor call.
     fn prove_pimpl_getters(&mut self, lib: &LoadedLib, notes: &mut Vec<String>) {
         let getter = |a: Accessor| {
             let at = lib.sym(accessor_info(a).mangled)?;
             // SAFETY: `at` is a function of the mapped library; code_bytes bounds the read.
             validate::pimpl_getter(unsafe { lib.code_bytes(at, 32) }?, at as u64)
         };
-        let load = |a: Accessor, widths: &[u8]| match getter(a) {
-            Some(f @ PimplField::Load { width, .. }) if widths.contains(&width) => Some(f),
+        let fields = [
+            Accessor::BufferDevice,
+            Accessor::BufferSize,
+            Accessor::BufferType,
+            Accessor::BufferIsAllocated,
+            Accessor::BufferAddress,
+            Accessor::BufferPageSize,
+        ]
+        .map(getter);
+        use PimplField::{ByteEquals, Load};
+        let layout = match fields {
+            [Some(Load { impl_off, off: device, width: 8 }), Some(Load { impl_off: i1, off: size, width: 8 }), Some(Load { impl_off: i2, off: btype, width: 4 }), Some(ByteEquals { impl_off: i3, off: status, value: allocated }), Some(Load { impl_off: i4, off: address, width: 4 }), Some(Load { impl_off: i5, off: page_size, width: 8 })]
+                if [i1, i2, i3, i4, i5].iter().all(|i| *i == impl_off) =>
+            {
+                Some(ImplLayout { impl_off, device, size, btype, status, allocated, address, page_size })
+            }
             _ => None,
         };
-        self.direct = Direct {
-            size: load(Accessor::BufferSize, &[8]),
-            btype: load(Accessor::BufferType, &[4, 8]),
-            device: load(Accessor::BufferDevice, &[8]),
-            allocated: getter(Accessor::BufferIsAllocated).filter(|f| matches!(f, PimplField::ByteEquals { .. })),
-            address: load(Accessor::BufferAddress, &[4]),
-            page_size: load(Accessor::BufferPageSize, &[8]),
-        };
-        let d = &self.direct;
-        let proven = [d.size, d.btype, d.device, d.allocated, d.address, d.page_size];
-        notes.push(format!(
-            "pimpl: {} of 6 accessors are plain BufferImpl getters, read directly{}",
-            proven.iter().filter(|f| f.is_some()).count(),
-            if proven.iter().all(Option::is_some) { "" } else { " (the others are called)" }
-        ));
+        match layout {
+            Some(l) => notes.push(format!(
+                "pimpl: BufferImpl* at +{:#x}; device +{:#x}, size +{:#x}, type +{:#x}, allocated iff byte +{:#x} == {}, address +{:#x}, page size +{:#x} (proven from the six accessors): read directly",
+                l.impl_off, l.device, l.size, l.btype, l.status, l.allocated, l.address, l.page_size
+            )),
+            None => notes.push(format!("pimpl: the accessors are not all plain BufferImpl getters ({fields:?}): every field is read through its accessor")),
+        }
+        self.direct = layout;
     }
 
-    /// How many Buffer fields are read with direct loads (pimpl builds).
+    /// How many Buffer fields are read with direct loads (6 or 0).
     pub fn direct_fields(&self) -> usize {
-        let d = &self.direct;
-        [d.size, d.btype, d.device, d.allocated, d.address, d.page_size].iter().filter(|f| f.is_some()).count()
+        if self.direct.is_some() {
+            6
+        } else {
+            0
+        }
     }
 
     fn describe_fields(&self, notes: &mut Vec<String>) {
@@ -300,9 +335,15 @@ impl BufferReader {
         if buf == 0 {
             return f;
         }
-        f.size = if let Some(d) = self.direct.size {
-            d.read(buf)
-        } else if let Some(g) = self.size_fn {
+        if let Some(l) = &self.direct {
+            if let Some(imp) = l.impl_of(buf) {
+                f.size = Some(l.u64_at(imp, l.size));
+                f.btype = u8::try_from(l.u32_at(imp, l.btype)).ok();
+                f.device = l.u64_at(imp, l.device) as usize;
+            }
+            return f;
+        }
+        f.size = if let Some(g) = self.size_fn {
             Some(g(buf))
         } else if let Some(o) = self.size_off {
             Some(std::ptr::read_unaligned(buf.wrapping_add(o) as *const u64))
@@ -312,17 +353,13 @@ impl BufferReader {
                 _ => None,
             }
         };
-        let raw_type = if let Some(d) = self.direct.btype {
-            d.read(buf).map(|t| t as u32)
-        } else if let Some(g) = self.type_fn {
+        let raw_type = if let Some(g) = self.type_fn {
             Some(g(buf))
         } else {
             self.type_off.map(|o| std::ptr::read_unaligned(buf.wrapping_add(o) as *const u32))
         };
         f.btype = raw_type.and_then(|t| u8::try_from(t).ok());
-        f.device = if let Some(d) = self.direct.device {
-            d.read(buf).unwrap_or(0) as usize
-        } else if let Some(g) = self.device_fn {
+        f.device = if let Some(g) = self.device_fn {
             g(buf)
         } else if let Some(o) = self.device_off {
             let d = std::ptr::read_unaligned(buf.wrapping_add(o) as *const usize);
@@ -345,20 +382,22 @@ impl BufferReader {
         if buf == 0 {
             return;
         }
-        f.allocated = match self.direct.allocated {
-            Some(d) => d.read(buf).map(|v| v != 0),
-            None => self.is_allocated.map(|g| g(buf)),
-        };
-        if f.allocated == Some(true) {
-            f.address = match self.direct.address {
-                Some(d) => d.read(buf),
-                None => self.address.map(|g| u64::from(g(buf))),
-            };
+        if let Some(l) = &self.direct {
+            if let Some(imp) = l.impl_of(buf) {
+                let allocated = *((imp + l.status as usize) as *const u8) == l.allocated;
+                f.allocated = Some(allocated);
+                if allocated {
+                    f.address = Some(u64::from(l.u32_at(imp, l.address)));
+                }
+                f.page_size = Some(l.u64_at(imp, l.page_size));
+            }
+            return;
         }
-        f.page_size = match self.direct.page_size {
-            Some(d) => d.read(buf),
-            None => self.page_size.map(|g| g(buf)),
-        };
+        f.allocated = self.is_allocated.map(|g| g(buf));
+        if f.allocated == Some(true) {
+            f.address = self.address.map(|g| u64::from(g(buf)));
+        }
+        f.page_size = self.page_size.map(|g| g(buf));
     }
 
     /// `Buffer::unique_id()` where exported (0.81+); its legacy offset moves, so never read.

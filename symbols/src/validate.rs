@@ -128,29 +128,6 @@ pub enum PimplField {
     ByteEquals { impl_off: u32, off: u32, value: u8 },
 }
 
-impl PimplField {
-    /// Reads the field of `this` exactly as the accessor does (same two loads).
-    ///
-    /// # Safety
-    /// `this` must be a live object of the class whose accessor was proven.
-    #[inline]
-    pub unsafe fn read(self, this: usize) -> Option<u64> {
-        let (impl_off, off) = match self {
-            PimplField::Load { impl_off, off, .. } | PimplField::ByteEquals { impl_off, off, .. } => (impl_off, off),
-        };
-        let imp = std::ptr::read_unaligned(this.wrapping_add(impl_off as usize) as *const usize);
-        if imp == 0 {
-            return None;
-        }
-        let at = imp.wrapping_add(off as usize);
-        Some(match self {
-            PimplField::Load { width: 4, .. } => u64::from(std::ptr::read_unaligned(at as *const u32)),
-            PimplField::Load { .. } => std::ptr::read_unaligned(at as *const u64),
-            PimplField::ByteEquals { value, .. } => u64::from(*(at as *const u8) == value),
-        })
-    }
-}
-
 /// Proves that the accessor at `ip` is a plain pimpl getter (see [`PimplField`]), so the
 /// shim may do its two loads itself instead of calling it on every event. A guard
 /// `cmpb $imm,off(%impl); jcc <throw path>` before the load is allowed: `Buffer::address()`
