@@ -45,7 +45,7 @@ test: all wheels deps
 	$(CARGO) test --release --workspace
 	$(MAKE) fuzz FUZZ_SECONDS=10
 
-## coverage-guided fuzzing (cargo-fuzz, installed into target/tools), FUZZ_SECONDS per target;
+## coverage-guided fuzzing (libFuzzer + ASan, built by scripts/fuzz.sh), FUZZ_SECONDS per target;
 ## a crash fails and is kept in fuzz/regressions/ (docs/reliability.md)
 fuzz:
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
