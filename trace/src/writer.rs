@@ -48,7 +48,10 @@ pub struct TraceWriter<W: Write> {
     prev: Vec<Prev>,
     records: u64,
     bytes: u64,
+    /// Rare records (named maps, strings).
     scratch: Vec<u8>,
+    /// Event records.
+    fixed: mp::Fixed,
 }
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
@@ -58,7 +61,7 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 impl<W: Write> TraceWriter<W> {
     /// Starts a trace with its header.
     pub fn new(out: W, header: &TraceHeader) -> io::Result<Self> {
-        let mut w = TraceWriter { out, prev: Vec::new(), records: 0, bytes: 0, scratch: Vec::with_capacity(256) };
+        let mut w = TraceWriter { out, prev: Vec::new(), records: 0, bytes: 0, scratch: Vec::with_capacity(256), fixed: mp::Fixed::new() };
         w.write(&Record::Header(header.clone()))?;
         Ok(w)
     }
@@ -95,7 +98,7 @@ impl<W: Write> TraceWriter<W> {
         let prev = &mut self.prev[p];
         let (dseq, dts, dtid) = (ev.seq.wrapping_sub(prev.seq), ev.ts_ns.wrapping_sub(prev.ts), ev.tid.wrapping_sub(prev.tid));
         (prev.seq, prev.ts, prev.tid) = (ev.seq, ev.ts_ns, ev.tid);
-        let b = &mut self.scratch;
+        let b = &mut self.fixed;
         mp::array_len(b, 5 + extra);
         mp::uint(b, t as u64);
         mp::uint(b, ev.p as u64);
@@ -108,28 +111,29 @@ impl<W: Write> TraceWriter<W> {
     /// `object` as a delta from the process's previous one (after `ev`).
     fn object(&mut self, p: u32, object: u64) {
         let prev = &mut self.prev[p as usize].object;
-        mp::sint(&mut self.scratch, object.wrapping_sub(*prev) as i64);
+        mp::sint(&mut self.fixed, object.wrapping_sub(*prev) as i64);
         *prev = object;
     }
 
     /// `program` as a delta from the process's previous one (after `ev`).
     fn program(&mut self, p: u32, program: u64) {
         let prev = &mut self.prev[p as usize].program;
-        mp::sint(&mut self.scratch, program.wrapping_sub(*prev) as i64);
+        mp::sint(&mut self.fixed, program.wrapping_sub(*prev) as i64);
         *prev = program;
     }
 
     fn u(&mut self, v: u64) -> io::Result<()> {
-        mp::uint(&mut self.scratch, v);
+        mp::uint(&mut self.fixed, v);
         Ok(())
     }
     fn i(&mut self, v: i64) -> io::Result<()> {
-        mp::sint(&mut self.scratch, v);
+        mp::sint(&mut self.fixed, v);
         Ok(())
     }
 
     pub fn write(&mut self, r: &Record) -> io::Result<()> {
         self.scratch.clear();
+        self.fixed.clear();
         match r {
             Record::Header(h) => self.named(tag::HEADER, h)?,
             Record::Process(i) => self.named(tag::PROCESS, i)?,
@@ -189,29 +193,32 @@ impl<W: Write> TraceWriter<W> {
                 self.u(*what as u64)?;
             }
             Record::Gap { p, after_seq, lost } => {
-                mp::array_len(&mut self.scratch, 4);
+                mp::array_len(&mut self.fixed, 4);
                 self.u(tag::GAP as u64)?;
                 self.u(*p as u64)?;
                 self.u(*after_seq)?;
                 self.u(*lost)?;
             }
             Record::Resync { p, at_seq, reason } => {
-                mp::array_len(&mut self.scratch, 4);
-                self.u(tag::RESYNC as u64)?;
-                self.u(*p as u64)?;
-                self.u(*at_seq)?;
-                enc::write_str(&mut self.scratch, reason).map_err(io_err)?;
+                let b = &mut self.scratch;
+                mp::array_len(b, 4);
+                mp::uint(b, tag::RESYNC as u64);
+                mp::uint(b, *p as u64);
+                mp::uint(b, *at_seq);
+                enc::write_str(b, reason).map_err(io_err)?;
             }
             Record::ResyncDrop { p, alloc_seq } => {
-                mp::array_len(&mut self.scratch, 3);
+                mp::array_len(&mut self.fixed, 3);
                 self.u(tag::RESYNC_DROP as u64)?;
                 self.u(*p as u64)?;
                 self.u(*alloc_seq)?;
             }
         }
-        self.out.write_all(&self.scratch)?;
+        // One of the two is empty.
+        let bytes = if self.scratch.is_empty() { self.fixed.as_slice() } else { &self.scratch[..] };
+        self.out.write_all(bytes)?;
         self.records += 1;
-        self.bytes += self.scratch.len() as u64;
+        self.bytes += bytes.len() as u64;
         Ok(())
     }
 }
