@@ -161,9 +161,10 @@ fn symbolic_build_gives_the_same_trace_python_mesh() {
     let symbolic = python_mesh("v081-symbolic");
     assert_eq!(inline_count(&shim_info(&plain)), 0, "the normal build is interposed: {:?}", hooks(&shim_info(&plain)));
     let info = shim_info(&symbolic);
-    // Every target the shim hooks is patched (dataflow buffers: no hook in the shim yet).
+    // Every target the shim hooks is patched (dataflow buffers: placed through mark_address;
+    // hook_deallocate: nothing to record, deliberately not hooked).
     for (name, how) in hooks(&info) {
-        if !name.contains("allocate_dataflow_buffers") {
+        if !name.contains("allocate_dataflow_buffers") && !name.contains("hook_deallocate") {
             assert_eq!(how, "inline", "{name}: {info}");
         }
     }
