@@ -6,8 +6,10 @@
 //! A field that could not be proven is `None` — never a guess.
 //!
 //! Rules, per family (`catalog::FIELD_STRATEGIES`):
-//! * exported accessors are always preferred (they are tt-metal's own code, correct by
-//!   construction); all of them on pimpl builds (0.81+).
+//! * exported accessors are preferred (they are tt-metal's own code, correct by
+//!   construction); on pimpl builds (0.81+) all of them, and when all six the hot path needs
+//!   are proven plain `BufferImpl` getters (`validate::pimpl_getter`), their two loads are
+//!   done directly instead of six calls per pair (`ImplLayout`).
 //! * legacy (0.65–0.77) `type` is the u32 at the offset `Buffer::is_dram()` tests; `device`
 //!   and `size` are at the offsets the `Buffer` ctor stores its `IDevice*`/size arguments to.
 //!   Size uses the field (one load, no u32 `num_pages()` truncation) when the ctor proves it,
