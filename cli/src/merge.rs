@@ -14,7 +14,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use ttalloc_trace::{Ev, Record};
+use ttalloc_trace::Record;
 
 /// How far behind the newest record a process's records may arrive and
 /// still be put in order: the collector's 100 ms scan for new rings, twice over.
@@ -22,20 +22,6 @@ pub const WINDOW_NS: u64 = 250_000_000;
 /// Records held at most (≈ 2 MiB, so the window stays in cache): 1.6 ms of
 /// a 10 M events/s trace, 160 ms of a busy real one (10^5 events/s).
 pub const MAX_HELD: usize = 1 << 14;
-
-fn ev_of(r: &Record) -> Option<&Ev> {
-    Some(match r {
-        Record::Alloc(a) => &a.ev,
-        Record::CbAlloc(c) | Record::DfbAlloc(c) => &c.ev,
-        Record::Free { ev, .. }
-        | Record::UnknownFree { ev, .. }
-        | Record::CbFree { ev, .. }
-        | Record::ProgramEnd { ev, .. }
-        | Record::DeviceClose { ev, .. }
-        | Record::AllocFailed { ev, .. } => ev,
-        _ => return None,
-    })
-}
 
 #[derive(Default)]
 pub struct Merge {
@@ -65,7 +51,7 @@ impl Merge {
             self.last_ts.resize(p + 1, 0);
         }
         // Resynced allocations carry no time: they belong where their process is.
-        let key = match ev_of(&r) {
+        let key = match r.ev() {
             Some(ev) if ev.ts_ns != 0 => {
                 self.last_ts[p] = self.last_ts[p].max(ev.ts_ns);
                 ev.ts_ns
@@ -125,7 +111,7 @@ mod tests {
         while let Some(r) = m.pop(true) {
             out.push(r);
         }
-        out.iter().filter_map(|r| ev_of(r).map(|e| (e.p, e.seq))).collect()
+        out.iter().filter_map(|r| r.ev().map(|e| (e.p, e.seq))).collect()
     }
 
     #[test]

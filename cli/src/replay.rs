@@ -3,7 +3,7 @@
 //! live set at one moment of one process.
 
 use crate::source::{Error, Source};
-use crate::summary::{self, ev_of, live_on, ordered_types, Clock, LiveItem, Options, Rest, Summary, TypeSummary};
+use crate::summary::{self, live_on, ordered_types, Clock, LiveItem, Options, Rest, Summary, TypeSummary};
 use crate::units::{bytes, chip_set, count, hex, secs, table, Moment};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -222,7 +222,7 @@ fn at(a: &Args, moment: Moment) -> Result<(), Error> {
                 _ => {}
             }
         }
-        if let (Some(tp), Some(ev)) = (target, ev_of(&r).copied()) {
+        if let (Some(tp), Some(ev)) = (target, r.ev().copied()) {
             if ev.p == tp {
                 let beyond = match moment {
                     Moment::Seq(s) => ev.seq > s,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use ttalloc_ring::BufferType;
-use ttalloc_trace::{ChipEvent, ChipKind, Ev, Model, Record};
+use ttalloc_trace::{ChipEvent, ChipKind, Model, Record};
 
 /// Display order of memory types in tables.
 pub const TYPE_ORDER: [&str; 7] = ["DRAM", "L1", "L1_SMALL", "TRACE", "CB", "SYSTEM_MEMORY", "UNKNOWN"];
@@ -250,20 +250,6 @@ pub struct L1Range {
     pub clipped: bool,
 }
 
-pub fn ev_of(r: &Record) -> Option<&Ev> {
-    Some(match r {
-        Record::Alloc(a) => &a.ev,
-        Record::CbAlloc(c) | Record::DfbAlloc(c) => &c.ev,
-        Record::Free { ev, .. }
-        | Record::UnknownFree { ev, .. }
-        | Record::CbFree { ev, .. }
-        | Record::ProgramEnd { ev, .. }
-        | Record::DeviceClose { ev, .. }
-        | Record::AllocFailed { ev, .. } => ev,
-        _ => return None,
-    })
-}
-
 fn is_l1ish(t: BufferType) -> bool {
     matches!(t, BufferType::L1 | BufferType::L1Small | BufferType::Cb)
 }
@@ -277,7 +263,7 @@ pub struct Clock {
 
 impl Clock {
     pub fn see(&mut self, r: &Record) {
-        if let Some(ev) = ev_of(r) {
+        if let Some(ev) = r.ev() {
             let p = ev.p as usize;
             if self.first.len() <= p {
                 self.first.resize(p + 1, None);
@@ -406,7 +392,7 @@ impl Pass1 {
                 .map(|s| s.live.iter().map(|(seq, l)| (*seq, (l.tid, l.ts_ns))).collect()),
             _ => None,
         };
-        let x = match (&mut self.timeline, ev_of(r)) {
+        let x = match (&mut self.timeline, r.ev()) {
             (Some(tl), Some(ev)) => tl.event(ev.ts_ns),
             _ => 0,
         };
@@ -463,7 +449,7 @@ impl Pass1 {
                 .fold(0u64, |sum, u| sum.saturating_add(u.current));
             let cur = self.l1_peak.get(&chip).map_or(0, |p| p.total);
             if total > cur {
-                let ev = ev_of(r).copied().unwrap_or_default();
+                let ev = r.ev().copied().unwrap_or_default();
                 self.l1_peak.insert(chip, L1Peak { total, ord, p: ev.p, seq: ev.seq, ts: ev.ts_ns });
             }
         }

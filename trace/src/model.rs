@@ -277,7 +277,7 @@ impl Model {
         self.records += 1;
         if let Some(p) = r.process() {
             let st = self.proc_mut(p);
-            if let Some(seq) = record_seq(r) {
+            if let Some(seq) = r.ev().map(|e| e.seq) {
                 st.last_seq = st.last_seq.max(seq);
                 st.events += 1;
             }
@@ -559,18 +559,4 @@ impl Model {
     pub fn live(&self) -> impl Iterator<Item = (u32, &Live)> {
         self.procs.iter().enumerate().flat_map(|(p, s)| s.live.values().map(move |l| (p as u32, l)))
     }
-}
-
-fn record_seq(r: &Record) -> Option<u64> {
-    Some(match r {
-        Record::Alloc(a) => a.ev.seq,
-        Record::CbAlloc(c) | Record::DfbAlloc(c) => c.ev.seq,
-        Record::Free { ev, .. }
-        | Record::UnknownFree { ev, .. }
-        | Record::CbFree { ev, .. }
-        | Record::ProgramEnd { ev, .. }
-        | Record::DeviceClose { ev, .. }
-        | Record::AllocFailed { ev, .. } => ev.seq,
-        _ => return None,
-    })
 }

@@ -138,6 +138,21 @@ pub const FAILED_BUFFER: u8 = 1;
 pub const FAILED_CIRCULAR_BUFFERS: u8 = 2;
 
 impl Record {
+    /// The event of an event record (`None` for process-level bookkeeping).
+    pub fn ev(&self) -> Option<&Ev> {
+        Some(match self {
+            Record::Alloc(a) => &a.ev,
+            Record::CbAlloc(c) | Record::DfbAlloc(c) => &c.ev,
+            Record::Free { ev, .. }
+            | Record::UnknownFree { ev, .. }
+            | Record::CbFree { ev, .. }
+            | Record::ProgramEnd { ev, .. }
+            | Record::DeviceClose { ev, .. }
+            | Record::AllocFailed { ev, .. } => ev,
+            _ => return None,
+        })
+    }
+
     pub fn process(&self) -> Option<u32> {
         Some(match self {
             Record::Header(_) | Record::Footer(_) => return None,
