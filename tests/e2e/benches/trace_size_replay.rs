@@ -146,19 +146,24 @@ impl Lcg {
     }
 }
 
-/// Writes a trace of `events` alloc/free events: 8 chips, DRAM and L1, up to
-/// `max_live` buffers live at once, realistic per-event deltas. Returns bytes.
-fn synthesize(path: &Path, events: u64, max_live: usize) -> u64 {
-    let f = std::fs::File::create(path).unwrap();
-    let header = TraceHeader {
+/// The header of a synthesized trace.
+fn bench_header(command: &str) -> TraceHeader {
+    TraceHeader {
         magic: TRACE_MAGIC.into(),
         format_version: TRACE_FORMAT_VERSION,
         tool_version: "bench".into(),
         host: "bench".into(),
         collector_pid: 1,
         started_real_ns: 1,
-        command: vec!["synthetic".into()],
-    };
+        command: vec![command.into()],
+    }
+}
+
+/// Writes a trace of `events` alloc/free events: 8 chips, DRAM and L1, up to
+/// `max_live` buffers live at once, realistic per-event deltas. Returns bytes.
+fn synthesize(path: &Path, events: u64, max_live: usize) -> u64 {
+    let f = std::fs::File::create(path).unwrap();
+    let header = bench_header("synthetic");
     let mut w = TraceWriter::new(BufWriter::with_capacity(1 << 20, f), &header).unwrap();
     w.write(&Record::Process(ProcessInfo {
         p: 0,
@@ -360,15 +365,7 @@ fn child_replay(path: &Path) {
 /// of a summary replays the whole file. Returns bytes.
 fn synthesize_window(path: &Path, events: u64) -> u64 {
     const WINDOW: u64 = 2_000;
-    let header = TraceHeader {
-        magic: TRACE_MAGIC.into(),
-        format_version: TRACE_FORMAT_VERSION,
-        tool_version: "bench".into(),
-        host: "bench".into(),
-        collector_pid: 1,
-        started_real_ns: 1,
-        command: vec!["window".into()],
-    };
+    let header = bench_header("window");
     let mut w = TraceWriter::new(BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap()), &header).unwrap();
     w.write(&Record::Process(ProcessInfo { p: 0, pid: 42, start_ticks: 0, exe: "big".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() })).unwrap();
     w.write(&Record::Mesh(MeshInfo { p: 0, slot: 0, mesh: 1, chips: (0..8).collect() })).unwrap();
