@@ -81,6 +81,10 @@ impl ImplLayout {
     unsafe fn u32_at(&self, imp: usize, off: u32) -> u32 {
         std::ptr::read_unaligned(imp.wrapping_add(off as usize) as *const u32)
     }
+    #[inline(always)]
+    unsafe fn u8_at(&self, imp: usize, off: u32) -> u8 {
+        *(imp.wrapping_add(off as usize) as *const u8)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -386,7 +390,7 @@ impl BufferReader {
         }
         if let Some(l) = &self.direct {
             if let Some(imp) = l.impl_of(buf) {
-                let allocated = *((imp + l.status as usize) as *const u8) == l.allocated;
+                let allocated = l.u8_at(imp, l.status) == l.allocated;
                 f.allocated = Some(allocated);
                 if allocated {
                     f.address = Some(u64::from(l.u32_at(imp, l.address)));

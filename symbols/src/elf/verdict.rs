@@ -81,7 +81,7 @@ impl TargetReport {
             (Target::HookAllocate, Interpose) => "buffers allocated under graph capture without dispatch are marked hooked, not counted as device memory",
             (Target::HookAllocate, InlineHook) => "calls bypass the PLT; the entry is patched: graph-capture buffers are marked hooked",
             (Target::HookAllocate, Unreachable) => "graph-capture buffers cannot be told apart and count as device memory",
-            // Not hooked by ttalloc (a forward-only hook cost ≈ 4 ns per event): the
+            // Not hooked by ttalloc (forwarding through it cost ≈ 2 ns per event): the
             // allocation's hooked flag already marks a graph-capture buffer's free.
             (Target::HookDeallocate, _) => "not hooked, nothing lost: a graph-capture free is marked by its allocation's hooked flag",
             (Target::TrackAllocateCb, Interpose) => "every circular-buffer (L1) allocation is recorded",
