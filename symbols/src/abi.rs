@@ -31,7 +31,6 @@ type GetBool = unsafe extern "C-unwind" fn(usize) -> bool;
 type GetU32 = unsafe extern "C-unwind" fn(usize) -> u32;
 type GetU64 = unsafe extern "C-unwind" fn(usize) -> u64;
 type GetPtr = unsafe extern "C-unwind" fn(usize) -> usize;
-type GetI32 = unsafe extern "C-unwind" fn(usize) -> i32;
 /// `std::vector<IDevice*> MeshDevice::get_devices() const`: sret in rdi, `this` in rsi.
 type GetDevices = unsafe extern "C-unwind" fn(*mut [usize; 3], usize);
 type OpDelete = unsafe extern "C-unwind" fn(*mut c_void);
@@ -117,7 +116,8 @@ pub struct BufferReader {
     device_vptr: usize,
     mesh_vptr: usize,
     /// Validated `Device::id()` (vtable slot 3 of `Device`).
-    device_id: Option<GetI32>,
+    /// Offset of the `int` that `Device::id()` returns (proven: slot 3 is `mov off(%rdi),%eax; ret`).
+    device_id_off: Option<usize>,
     get_devices: Option<GetDevices>,
     op_delete: Option<OpDelete>,
 }
@@ -156,7 +156,7 @@ impl BufferReader {
             direct: None,
             device_vptr: vptr(Accessor::DeviceVtable),
             mesh_vptr: vptr(Accessor::MeshDeviceVtable),
-            device_id: None,
+            device_id_off: None,
             get_devices: func!(Accessor::MeshGetDevices, GetDevices),
             // Imported, not defined: use what the library's own references bind to.
             op_delete: lib
@@ -300,8 +300,9 @@ impl BufferReader {
             lib.is_code(f).then(|| unsafe { lib.code_bytes(f, 8) }).flatten().and_then(validate::int_getter_offset);
         match getter {
             Some(off) => {
-                self.device_id = Some(unsafe { std::mem::transmute::<usize, GetI32>(f) });
-                notes.push(format!("chip id: Device vtable slot 3 is an int getter of +{off:#x} (Device::id())"));
+                // Read directly: the same load, without an indirect call per event.
+                self.device_id_off = Some(off as usize);
+                notes.push(format!("chip id: Device vtable slot 3 is an int getter of +{off:#x} (Device::id()): read directly"));
             }
             None => notes.push("chip id unavailable: Device vtable slot 3 is not a plain getter".into()),
         }
@@ -312,7 +313,7 @@ impl BufferReader {
     }
 
     pub fn has_chip_id(&self) -> bool {
-        self.device_id.is_some()
+        self.device_id_off.is_some()
     }
 
     pub fn can_expand_mesh(&self) -> bool {
@@ -444,8 +445,9 @@ impl BufferReader {
         if self.device_kind(dev) != DeviceKind::Device {
             return None;
         }
-        // The vptr equals Device's, so slot 3 is exactly the getter proven at load.
-        self.device_id.map(|g| g(dev))
+        // The vptr equals Device's, so slot 3 is exactly the getter proven at
+        // load, and this is the load it does.
+        self.device_id_off.map(|off| std::ptr::read_unaligned(dev.wrapping_add(off) as *const i32))
     }
 
     /// Copy the physical devices of a `MeshDevice` into `out`; returns how many the mesh has

@@ -199,6 +199,7 @@ fn cmd_line(cfg: &Cfg, pairs: u64, warmup: u64) -> String {
     match cfg.mode {
         Mode::Base => format!("{env}{churn}"),
         Mode::HooksOnly => format!("{env}TTALLOC=0 LD_PRELOAD=libttalloc.so {churn}"),
+        Mode::Ttalloc if cfg.env.iter().any(|(k, _)| *k == "TTALLOC_LIB") => format!("{env}ttalloc-collect --out T --shm-dir D -q -- {churn}"),
         Mode::Ttalloc => format!("{env}TTALLOC_LIB=libttalloc.so ttalloc-collect --out T --shm-dir D -q -- {churn}"),
         Mode::Seed => format!("seed_reader S & SEED_SOCKET=S LD_PRELOAD=libseed_baseline.so {churn}"),
     }
@@ -231,6 +232,16 @@ fn latency(rep: &mut Report) {
         cfg("base v071", "v071", Mode::Base, &[], &[], "base v071"),
         cfg("ttalloc v071", "v071", Mode::Ttalloc, &[], &[], "base v071"),
     ];
+    // A previous build's shim, side by side (`TTALLOC_BENCH_BASELINE=DIR`
+    // holding its libttalloc.so): the same collector, only the shim differs.
+    let baseline_lib = std::env::var_os("TTALLOC_BENCH_BASELINE")
+        .map(|d| std::path::PathBuf::from(d).join("libttalloc.so"))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string());
+    let mut cfgs = cfgs;
+    if let Some(lib) = &baseline_lib {
+        cfgs.insert(3, cfg("ttalloc-baseline v081", "v081", Mode::Ttalloc, &[], &[("TTALLOC_LIB", lib)], "base v081"));
+    }
     // Build helpers outside the timed runs.
     bench_churn("v081");
     bench_churn("v071");
