@@ -95,6 +95,7 @@ impl Region {
     }
 
     /// Adds an entry for a key that is not live. False if the table is full.
+    #[inline]
     pub fn live_insert(&self, key: u64, entry: &LiveEntry) -> bool {
         if !is_real(key) {
             return false;
@@ -116,6 +117,7 @@ impl Region {
         false
     }
 
+    #[inline]
     fn live_find(&self, key: u64, object: u64) -> Option<&LiveSlot> {
         let slots = self.live_slots();
         let mask = slots.len() - 1;
@@ -132,6 +134,8 @@ impl Region {
     }
 
     /// Removes and returns the entry of `key` (whose creator recorded `object`).
+    /// Inlined: the shim's free path only asks whether there was one.
+    #[inline]
     pub fn live_remove(&self, key: u64, object: u64) -> Option<LiveEntry> {
         let slot = self.live_find(key, object)?;
         let entry = unsafe { *slot.entry.get() };

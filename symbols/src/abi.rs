@@ -337,19 +337,26 @@ impl BufferReader {
     ///
     /// # Safety
     /// As for [`BufferReader::read`].
+    #[inline]
     pub unsafe fn read_request(&self, buf: usize) -> BufferFields {
         let mut f = BufferFields::default();
         if buf == 0 {
             return f;
         }
-        if let Some(l) = &self.direct {
-            if let Some(imp) = l.impl_of(buf) {
-                f.size = Some(l.u64_at(imp, l.size));
-                f.btype = u8::try_from(l.u32_at(imp, l.btype)).ok();
-                f.device = l.u64_at(imp, l.device) as usize;
-            }
-            return f;
+        // The direct loads inline into the hook; the accessor calls stay out of line.
+        let Some(l) = &self.direct else { return self.call_request(buf) };
+        if let Some(imp) = l.impl_of(buf) {
+            f.size = Some(l.u64_at(imp, l.size));
+            f.btype = u8::try_from(l.u32_at(imp, l.btype)).ok();
+            f.device = l.u64_at(imp, l.device) as usize;
         }
+        f
+    }
+
+    /// [`BufferReader::read_request`] through the accessors (or legacy offsets).
+    #[inline(never)]
+    unsafe fn call_request(&self, buf: usize) -> BufferFields {
+        let mut f = BufferFields::default();
         f.size = if let Some(g) = self.size_fn {
             Some(g(buf))
         } else if let Some(o) = self.size_off {
@@ -385,21 +392,25 @@ impl BufferReader {
     ///
     /// # Safety
     /// As for [`BufferReader::read`].
+    #[inline]
     pub unsafe fn read_placement(&self, buf: usize, f: &mut BufferFields) {
         if buf == 0 {
             return;
         }
-        if let Some(l) = &self.direct {
-            if let Some(imp) = l.impl_of(buf) {
-                let allocated = l.u8_at(imp, l.status) == l.allocated;
-                f.allocated = Some(allocated);
-                if allocated {
-                    f.address = Some(u64::from(l.u32_at(imp, l.address)));
-                }
-                f.page_size = Some(l.u64_at(imp, l.page_size));
+        let Some(l) = &self.direct else { return self.call_placement(buf, f) };
+        if let Some(imp) = l.impl_of(buf) {
+            let allocated = l.u8_at(imp, l.status) == l.allocated;
+            f.allocated = Some(allocated);
+            if allocated {
+                f.address = Some(u64::from(l.u32_at(imp, l.address)));
             }
-            return;
+            f.page_size = Some(l.u64_at(imp, l.page_size));
         }
+    }
+
+    /// [`BufferReader::read_placement`] through the accessors.
+    #[inline(never)]
+    unsafe fn call_placement(&self, buf: usize, f: &mut BufferFields) {
         f.allocated = self.is_allocated.map(|g| g(buf));
         if f.allocated == Some(true) {
             f.address = self.address.map(|g| u64::from(g(buf)));
@@ -422,6 +433,7 @@ impl BufferReader {
     ///
     /// # Safety
     /// `dev` must be 0 or point to readable memory (an `IDevice*` from tt-metal).
+    #[inline]
     pub unsafe fn device_kind(&self, dev: usize) -> DeviceKind {
         if dev == 0 || dev & (std::mem::align_of::<usize>() - 1) != 0 {
             return DeviceKind::Unknown;
@@ -441,6 +453,7 @@ impl BufferReader {
     ///
     /// # Safety
     /// `dev` must be 0 or a live `IDevice*` of this library.
+    #[inline]
     pub unsafe fn chip_id(&self, dev: usize) -> Option<i32> {
         if self.device_kind(dev) != DeviceKind::Device {
             return None;
