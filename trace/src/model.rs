@@ -128,7 +128,12 @@ pub struct Live {
     pub page_size: u32,
     pub hooked: bool,
     pub global: bool,
+    /// A one-chip buffer's `usage` and `proc_usage` handles, taken when it was
+    /// acquired, so its release needs no hash probe (`NO_SLOTS` otherwise).
+    usage_slots: [u32; 2],
 }
+
+const NO_SLOTS: [u32; 2] = [u32::MAX; 2];
 
 impl Live {
     pub fn chips(&self) -> &[i32] {
@@ -305,6 +310,7 @@ impl Model {
                     page_size: a.page_size,
                     hooked: a.flags & FLAG_HOOKED != 0,
                     global: false,
+                    usage_slots: NO_SLOTS,
                 };
                 self.acquire(a.ev, kind, live, out);
             }
@@ -328,6 +334,7 @@ impl Model {
                     page_size: 0,
                     hooked: false,
                     global: c.flags & FLAG_GLOBAL_CB != 0,
+                    usage_slots: NO_SLOTS,
                 };
                 self.acquire(c.ev, kind, live, out);
             }
@@ -394,11 +401,19 @@ impl Model {
         out(&ce);
     }
 
-    fn acquire(&mut self, ev: Ev, kind: ChipKind, live: Live, out: &mut dyn FnMut(&ChipEvent)) {
+    fn acquire(&mut self, ev: Ev, kind: ChipKind, mut live: Live, out: &mut dyn FnMut(&ChipEvent)) {
         let p = ev.p;
         let mut ce = self.chip_event(&ev, kind, ev.seq, &live);
         let chips = live.chips.clone();
         let (lkind, btype, object, bytes, hooked) = (live.kind, live.btype, live.object, live.bytes(), live.hooked);
+        let one_chip_buffer = match chips {
+            Chips::One(c) if lkind == LiveKind::Buffer && !self.live_only => Some(c),
+            _ => None,
+        };
+        if let Some(chip) = one_chip_buffer {
+            live.usage_slots = [self.usage.slot((chip, btype)), self.proc_usage.slot((p, chip, btype))];
+        }
+        let slots = live.usage_slots;
         let st = self.proc_mut(p);
         match st.live.entry(ev.seq) {
             // An allocation announced again (a resync of one already held) is already counted.
@@ -416,7 +431,12 @@ impl Model {
             if self.live_only {
                 // no accounting
             } else if lkind == LiveKind::Buffer {
-                for u in both(&mut self.usage, &mut self.proc_usage, p, chip, btype) {
+                let pair = if one_chip_buffer.is_some() {
+                    [self.usage.at(slots[0]), self.proc_usage.at(slots[1])]
+                } else {
+                    both(&mut self.usage, &mut self.proc_usage, p, chip, btype)
+                };
+                for u in pair {
                     u.allocs += 1;
                     u.live_count += 1;
                     u.hooked_allocs += hooked as u64;
@@ -492,7 +512,12 @@ impl Model {
             if self.live_only {
                 // no accounting
             } else if live.kind == LiveKind::Buffer {
-                for u in both(&mut self.usage, &mut self.proc_usage, p, chip, live.btype) {
+                let pair = if live.usage_slots != NO_SLOTS {
+                    [self.usage.at(live.usage_slots[0]), self.proc_usage.at(live.usage_slots[1])]
+                } else {
+                    both(&mut self.usage, &mut self.proc_usage, p, chip, live.btype)
+                };
+                for u in pair {
                     u.frees += 1;
                     u.live_count = u.live_count.saturating_sub(1);
                     u.close_released += (kind == ChipKind::CloseRelease) as u64;

@@ -71,7 +71,15 @@ impl<K: Copy + Ord + Hash> UsageMap<K> {
     /// The usage of `key`, created empty if new.
     #[inline]
     pub(crate) fn entry(&mut self, key: K) -> &mut Usage {
-        let i = match self.slot_of.get(&key) {
+        let i = self.slot(key);
+        &mut self.slots[i as usize]
+    }
+
+    /// Where the usage of `key` is kept (created empty if new): a handle that
+    /// stays valid for the map's life, so a release can skip the hash probe.
+    #[inline]
+    pub(crate) fn slot(&mut self, key: K) -> u32 {
+        match self.slot_of.get(&key) {
             Some(&i) => i,
             None => {
                 let i = self.slots.len() as u32;
@@ -80,8 +88,13 @@ impl<K: Copy + Ord + Hash> UsageMap<K> {
                 self.order.insert(key, i);
                 i
             }
-        };
-        &mut self.slots[i as usize]
+        }
+    }
+
+    /// The usage at a handle from [`UsageMap::slot`].
+    #[inline]
+    pub(crate) fn at(&mut self, slot: u32) -> &mut Usage {
+        &mut self.slots[slot as usize]
     }
 
     pub fn get(&self, key: &K) -> Option<&Usage> {

@@ -131,3 +131,35 @@ fn cb_free_per_chip_of_a_mesh_program_and_the_largest_remaining_program() {
     assert_eq!(m.usage[&(1, BufferType::Cb)].current, 1200);
     assert_eq!(m.live().count(), 1);
 }
+
+/// A one-chip buffer's release goes straight to the usage it was counted in
+/// (handles taken at acquire): interleaved keys and processes (so the
+/// process-wide and per-process maps number their keys differently), new
+/// keys appearing between an allocation and its free, and frees out of order
+/// must each land on their own (chip, type) and (process, chip, type).
+#[test]
+fn releases_land_on_the_usage_their_allocation_raised() {
+    let at = |p: u32, seq: u64, chip: i32, t: BufferType, size: u64| {
+        Record::Alloc(AllocRec { ev: Ev { p, seq, ts_ns: seq, tid: 1 }, chip, btype: t as u8, flags: 0, object: 0x1000 + seq, address: 0, size, page_size: 0 })
+    };
+    let free = |p: u32, seq: u64, alloc_seq: u64| Record::Free { ev: Ev { p, seq, ts_ns: seq, tid: 1 }, alloc_seq };
+    // (process, chip, type, size), seq = index.
+    let allocs = [(1, 0, BufferType::Dram, 1000), (1, 3, BufferType::L1, 2000), (0, 3, BufferType::L1, 3000), (0, 7, BufferType::L1Small, 4000), (1, 7, BufferType::L1Small, 5000)];
+    let mut recs: Vec<Record> = allocs.iter().enumerate().map(|(i, (p, c, t, s))| at(*p, i as u64, *c, *t, *s)).collect();
+    // Freed out of order, with a new key first seen in between.
+    recs.push(free(1, 10, 4));
+    recs.push(at(0, 11, 9, BufferType::Trace, 5));
+    for (n, i) in [2u64, 0, 3, 1].into_iter().enumerate() {
+        recs.push(free(allocs[i as usize].0, 12 + n as u64, i));
+    }
+    let (m, _) = run(&recs);
+    for (p, chip, t, size) in allocs {
+        let u = m.proc_usage[&(p, chip, t)];
+        assert_eq!((u.current, u.peak, u.allocs, u.frees, u.live_count), (0, size, 1, 1, 0), "process {p} chip {chip} {t:?}");
+        let u = m.usage[&(chip, t)];
+        assert_eq!((u.current, u.live_count), (0, 0), "chip {chip} {t:?}");
+    }
+    assert_eq!(m.usage[&(3, BufferType::L1)].peak, 5000);
+    let u = m.usage[&(9, BufferType::Trace)];
+    assert_eq!((u.current, u.allocs, u.frees, u.live_count), (5, 1, 0, 1));
+}
