@@ -164,6 +164,23 @@ fn both<'a>(
     [usage.entry((chip, t)), proc_usage.entry((p, chip, t))]
 }
 
+/// [`both`] for a buffer: through its handles (`Live::usage_slots`) when it
+/// has them, by key otherwise.
+fn buffer_usage<'a>(
+    usage: &'a mut UsageMap<(i32, BufferType)>,
+    proc_usage: &'a mut UsageMap<(u32, i32, BufferType)>,
+    slots: [u32; 2],
+    p: u32,
+    chip: i32,
+    t: BufferType,
+) -> [&'a mut Usage; 2] {
+    if slots == NO_SLOTS {
+        both(usage, proc_usage, p, chip, t)
+    } else {
+        [usage.at(slots[0]), proc_usage.at(slots[1])]
+    }
+}
+
 // Integer-keyed maps hashed with FxHash: SipHash's DoS resistance buys
 // nothing on trace replay and cost a quarter of the time.
 #[derive(Clone, Debug, Default)]
@@ -406,12 +423,10 @@ impl Model {
         let mut ce = self.chip_event(&ev, kind, ev.seq, &live);
         let chips = live.chips.clone();
         let (lkind, btype, object, bytes, hooked) = (live.kind, live.btype, live.object, live.bytes(), live.hooked);
-        let one_chip_buffer = match chips {
-            Chips::One(c) if lkind == LiveKind::Buffer && !self.live_only => Some(c),
-            _ => None,
-        };
-        if let Some(chip) = one_chip_buffer {
-            live.usage_slots = [self.usage.slot((chip, btype)), self.proc_usage.slot((p, chip, btype))];
+        if let Chips::One(chip) = chips {
+            if lkind == LiveKind::Buffer && !self.live_only {
+                live.usage_slots = [self.usage.slot((chip, btype)), self.proc_usage.slot((p, chip, btype))];
+            }
         }
         let slots = live.usage_slots;
         let st = self.proc_mut(p);
@@ -431,12 +446,7 @@ impl Model {
             if self.live_only {
                 // no accounting
             } else if lkind == LiveKind::Buffer {
-                let pair = if one_chip_buffer.is_some() {
-                    [self.usage.at(slots[0]), self.proc_usage.at(slots[1])]
-                } else {
-                    both(&mut self.usage, &mut self.proc_usage, p, chip, btype)
-                };
-                for u in pair {
+                for u in buffer_usage(&mut self.usage, &mut self.proc_usage, slots, p, chip, btype) {
                     u.allocs += 1;
                     u.live_count += 1;
                     u.hooked_allocs += hooked as u64;
@@ -512,12 +522,7 @@ impl Model {
             if self.live_only {
                 // no accounting
             } else if live.kind == LiveKind::Buffer {
-                let pair = if live.usage_slots != NO_SLOTS {
-                    [self.usage.at(live.usage_slots[0]), self.proc_usage.at(live.usage_slots[1])]
-                } else {
-                    both(&mut self.usage, &mut self.proc_usage, p, chip, live.btype)
-                };
-                for u in pair {
+                for u in buffer_usage(&mut self.usage, &mut self.proc_usage, live.usage_slots, p, chip, live.btype) {
                     u.frees += 1;
                     u.live_count = u.live_count.saturating_sub(1);
                     u.close_released += (kind == ChipKind::CloseRelease) as u64;

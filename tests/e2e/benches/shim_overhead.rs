@@ -223,7 +223,7 @@ fn latency(rep: &mut Report) {
     let pairs: u64 = if q { 20_000 } else { 30_000 };
     let warmup: u64 = if q { 5_000 } else { 10_000 };
     let rounds = rounds(if q { 2 } else { 15 });
-    let cfgs = vec![
+    let mut cfgs = vec![
         cfg("base v081", "v081", Mode::Base, &[], &[], "base v081"),
         cfg("hooks-only v081", "v081", Mode::HooksOnly, &[], &[], "base v081"),
         cfg("ttalloc v081", "v081", Mode::Ttalloc, &[], &[], "base v081"),
@@ -238,7 +238,6 @@ fn latency(rep: &mut Report) {
         .map(|d| std::path::PathBuf::from(d).join("libttalloc.so"))
         .filter(|p| p.exists())
         .map(|p| p.display().to_string());
-    let mut cfgs = cfgs;
     if let Some(lib) = &baseline_lib {
         cfgs.insert(3, cfg("ttalloc-baseline v081", "v081", Mode::Ttalloc, &[], &[("TTALLOC_LIB", lib)], "base v081"));
     }
