@@ -8,13 +8,15 @@
 //! Rules, per family (`catalog::FIELD_STRATEGIES`):
 //! * exported accessors are preferred (they are tt-metal's own code, correct by
 //!   construction); on pimpl builds (0.81+) all of them, and when all six the hot path needs
-//!   are proven plain `BufferImpl` getters (`validate::pimpl_getter`), their two loads are
-//!   done directly instead of six calls per pair (`ImplLayout`).
+//!   are proven plain `BufferImpl` getters (`validate::field_getter`), their two loads are
+//!   done directly instead of six calls per pair (`FieldLayout`).
 //! * legacy (0.65–0.77) `type` is the u32 at the offset `Buffer::is_dram()` tests; `device`
 //!   and `size` are at the offsets the `Buffer` ctor stores its `IDevice*`/size arguments to.
 //!   Size uses the field (one load, no u32 `num_pages()` truncation) when the ctor proves it,
 //!   else `num_pages() * page_size()`, which is exact because the ctor rejects sizes that are
-//!   not a multiple of the page size. A device pointer is returned only if its vptr is
+//!   not a multiple of the page size. `is_allocated()`, `address()` and `page_size()` are
+//!   loaded directly when proven plain getters of the `Buffer`, as on 0.81. A device
+//!   pointer is returned only if its vptr is
 //!   `Device`'s or `MeshDevice`'s, checked on every read.
 //! * `address()` throws (TT_ASSERT) on an unallocated buffer: it is only called after the
 //!   non-throwing `is_allocated()` said yes.
@@ -23,7 +25,7 @@ use std::ffi::c_void;
 
 use crate::catalog::{self, accessor_info, Accessor, Family};
 use crate::runtime::LoadedLib;
-use crate::validate::{self, PimplField};
+use crate::validate::{self, FieldGetter};
 
 // Anything that could in principle throw is `C-unwind`: a C++ exception must unwind through
 // our frames rather than abort the process.
@@ -48,15 +50,15 @@ pub struct BufferFields {
     pub allocated: Option<bool>,
 }
 
-/// Where 0.81's accessors read their fields: `*(this + impl_off)` is the
-/// `BufferImpl*`, the rest are offsets into it.
+/// Where the accessors the hot path needs read their fields, proven from their code
+/// (`validate::field_getter`): `via: Some(o)` (0.81+) — `*(this + o)` is the
+/// `BufferImpl*` and the offsets are into it; `via: None` (0.65–0.77) — into the `Buffer`.
 #[derive(Clone, Copy, Debug)]
-struct ImplLayout {
-    impl_off: u32,
-    device: u32,
-    size: u32,
-    /// u32 `BufferType`.
-    btype: u32,
+struct FieldLayout {
+    via: Option<u32>,
+    /// device, size, type: pimpl builds only (legacy builds read them at the offsets the
+    /// ctor proves, with the device's vptr checked on every read).
+    request: Option<RequestFields>,
     /// `is_allocated()` is "the byte at `status` equals `allocated`".
     status: u32,
     allocated: u8,
@@ -65,11 +67,21 @@ struct ImplLayout {
     page_size: u32,
 }
 
-impl ImplLayout {
-    /// The `BufferImpl*` of a live `Buffer*` (`None` if null, as after a move).
+#[derive(Clone, Copy, Debug)]
+struct RequestFields {
+    device: u32,
+    size: u32,
+    /// u32 `BufferType`.
+    btype: u32,
+}
+
+impl FieldLayout {
+    /// The object holding the fields of a live `Buffer*` (`None` if its `BufferImpl*` is
+    /// null, as after a move).
     #[inline(always)]
-    unsafe fn impl_of(&self, buf: usize) -> Option<usize> {
-        let imp = std::ptr::read_unaligned(buf.wrapping_add(self.impl_off as usize) as *const usize);
+    unsafe fn fields_of(&self, buf: usize) -> Option<usize> {
+        let Some(via) = self.via else { return Some(buf) };
+        let imp = std::ptr::read_unaligned(buf.wrapping_add(via as usize) as *const usize);
         (imp != 0).then_some(imp)
     }
     #[inline(always)]
@@ -108,10 +120,10 @@ pub struct BufferReader {
     type_off: Option<usize>,
     size_off: Option<usize>,
     device_off: Option<usize>,
-    /// Pimpl builds: where the fields live in `BufferImpl`, when all six
-    /// accessors the hot path needs are proven plain getters
-    /// (`validate::pimpl_getter`); the fields are then loaded, not called for.
-    direct: Option<ImplLayout>,
+    /// Where the fields live, when the accessors the hot path needs are proven plain
+    /// getters (`validate::field_getter`): all six on pimpl builds, the three placement
+    /// ones on legacy builds. Those fields are then loaded, not called for.
+    direct: Option<FieldLayout>,
     /// `&_ZTV… + 16`; 0 when the vtable is not exported.
     device_vptr: usize,
     mesh_vptr: usize,
@@ -167,11 +179,10 @@ impl BufferReader {
             notes.push("Buffer::is_allocated() missing: address and allocation state unknown".into());
         }
 
-        if family == Family::Pimpl {
-            r.prove_pimpl_getters(lib, &mut notes);
-        } else {
+        if family != Family::Pimpl {
             r.prove_legacy_offsets(lib, is_dram_bytes, &mut notes);
         }
+        r.prove_getters(lib, &mut notes);
         r.describe_fields(&mut notes);
         r.prove_device_id(lib, &mut notes);
         match (r.get_devices.is_some(), r.op_delete.is_some()) {
@@ -222,50 +233,69 @@ impl BufferReader {
         }
     }
 
-    /// All six accessors proven plain getters of one `BufferImpl*` → direct
-    /// loads (one impl load and one load per field instead of six calls);
-    /// otherwise every field keeps its accessor call.
-    fn prove_pimpl_getters(&mut self, lib: &LoadedLib, notes: &mut Vec<String>) {
+    /// Accessors proven plain getters → direct loads instead of calls per event. Pimpl
+    /// builds: all six over one `BufferImpl*`, or none. Legacy builds: the three placement
+    /// getters on the `Buffer` itself (their request fields already come from ctor-proven
+    /// offsets). Anything unproven keeps its accessor call.
+    fn prove_getters(&mut self, lib: &LoadedLib, notes: &mut Vec<String>) {
         let getter = |a: Accessor| {
             let at = lib.sym(accessor_info(a).mangled)?;
             // SAFETY: `at` is a function of the mapped library; code_bytes bounds the read.
-            validate::pimpl_getter(unsafe { lib.code_bytes(at, 32) }?, at as u64)
+            validate::field_getter(unsafe { lib.code_bytes(at, 32) }?, at as u64)
         };
-        let fields = [
-            Accessor::BufferDevice,
-            Accessor::BufferSize,
-            Accessor::BufferType,
-            Accessor::BufferIsAllocated,
-            Accessor::BufferAddress,
-            Accessor::BufferPageSize,
-        ]
-        .map(getter);
-        use PimplField::{ByteEquals, Load};
-        let layout = match fields {
-            [Some(Load { impl_off, off: device, width: 8 }), Some(Load { impl_off: i1, off: size, width: 8 }), Some(Load { impl_off: i2, off: btype, width: 4 }), Some(ByteEquals { impl_off: i3, off: status, value: allocated }), Some(Load { impl_off: i4, off: address, width: 4 }), Some(Load { impl_off: i5, off: page_size, width: 8 })]
-                if [i1, i2, i3, i4, i5].iter().all(|i| *i == impl_off) =>
+        use FieldGetter::{ByteEquals, Load};
+        let placement = [Accessor::BufferIsAllocated, Accessor::BufferAddress, Accessor::BufferPageSize].map(getter);
+        let (via, status, allocated, address, page_size) = match placement {
+            [Some(ByteEquals { via, off: status, value }), Some(Load { via: v1, off: address, width: 4 }), Some(Load { via: v2, off: page_size, width: 8 })]
+                if v1 == via && v2 == via && via.is_some() == (self.family == Family::Pimpl) =>
             {
-                Some(ImplLayout { impl_off, device, size, btype, status, allocated, address, page_size })
+                (via, status, value, address, page_size)
             }
-            _ => None,
+            _ => {
+                notes.push(format!("placement accessors are not plain getters ({placement:?}): read through the accessors"));
+                return;
+            }
         };
-        match layout {
-            Some(l) => notes.push(format!(
-                "pimpl: BufferImpl* at +{:#x}; device +{:#x}, size +{:#x}, type +{:#x}, allocated iff byte +{:#x} == {}, address +{:#x}, page size +{:#x} (proven from the six accessors): read directly",
-                l.impl_off, l.device, l.size, l.btype, l.status, l.allocated, l.address, l.page_size
+        let request = if self.family == Family::Pimpl {
+            match [Accessor::BufferDevice, Accessor::BufferSize, Accessor::BufferType].map(getter) {
+                [Some(Load { via: v0, off: device, width: 8 }), Some(Load { via: v1, off: size, width: 8 }), Some(Load { via: v2, off: btype, width: 4 })]
+                    if [v0, v1, v2].iter().all(|v| *v == via) =>
+                {
+                    Some(RequestFields { device, size, btype })
+                }
+                other => {
+                    notes.push(format!("pimpl: the accessors are not all plain BufferImpl getters ({other:?}): every field is read through its accessor"));
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let l = FieldLayout { via, request, status, allocated, address, page_size };
+        match (l.via, l.request) {
+            (Some(v), Some(r)) => notes.push(format!(
+                "pimpl: BufferImpl* at +{v:#x}; device +{:#x}, size +{:#x}, type +{:#x}, allocated iff byte +{:#x} == {}, address +{:#x}, page size +{:#x} (proven from the six accessors): read directly",
+                r.device, r.size, r.btype, l.status, l.allocated, l.address, l.page_size
             )),
-            None => notes.push(format!("pimpl: the accessors are not all plain BufferImpl getters ({fields:?}): every field is read through its accessor")),
+            _ => notes.push(format!(
+                "placement: allocated iff byte +{:#x} == {}, address +{:#x}, page size +{:#x} (proven from the three accessors): read directly",
+                l.status, l.allocated, l.address, l.page_size
+            )),
         }
-        self.direct = layout;
+        self.direct = Some(l);
     }
 
-    /// How many Buffer fields are read with direct loads (6 or 0).
+    /// How many of the six Buffer fields the hot path needs are read with direct loads.
     pub fn direct_fields(&self) -> usize {
-        if self.direct.is_some() {
-            6
-        } else {
-            0
-        }
+        let placement = if self.direct.is_some() { 3 } else { 0 };
+        let request = match self.direct.and_then(|l| l.request) {
+            Some(_) => 3,
+            None => [(self.size_fn.is_none(), self.size_off), (self.type_fn.is_none(), self.type_off), (self.device_fn.is_none(), self.device_off)]
+                .iter()
+                .filter(|(no_fn, off)| *no_fn && off.is_some())
+                .count(),
+        };
+        placement + request
     }
 
     fn describe_fields(&self, notes: &mut Vec<String>) {
@@ -344,11 +374,11 @@ impl BufferReader {
             return f;
         }
         // The direct loads inline into the hook; the accessor calls stay out of line.
-        let Some(l) = &self.direct else { return self.call_request(buf) };
-        if let Some(imp) = l.impl_of(buf) {
-            f.size = Some(l.u64_at(imp, l.size));
-            f.btype = u8::try_from(l.u32_at(imp, l.btype)).ok();
-            f.device = l.u64_at(imp, l.device) as usize;
+        let Some((l, r)) = self.direct.and_then(|l| Some((l, l.request?))) else { return self.call_request(buf) };
+        if let Some(imp) = l.fields_of(buf) {
+            f.size = Some(l.u64_at(imp, r.size));
+            f.btype = u8::try_from(l.u32_at(imp, r.btype)).ok();
+            f.device = l.u64_at(imp, r.device) as usize;
         }
         f
     }
@@ -398,7 +428,7 @@ impl BufferReader {
             return;
         }
         let Some(l) = &self.direct else { return self.call_placement(buf, f) };
-        if let Some(imp) = l.impl_of(buf) {
+        if let Some(imp) = l.fields_of(buf) {
             let allocated = l.u8_at(imp, l.status) == l.allocated;
             f.allocated = Some(allocated);
             if allocated {

@@ -426,33 +426,33 @@ pub struct FieldStrategy {
 pub const FIELD_STRATEGIES: &[FieldStrategy] = &[
     FieldStrategy {
         field: "allocated",
-        legacy: "Buffer::is_allocated() (exported, never throws)",
-        pimpl: "Buffer::is_allocated()",
+        legacy: "the byte Buffer::is_allocated() compares, when its code is proven a plain getter; else the call (exported, never throws)",
+        pimpl: "the BufferImpl byte Buffer::is_allocated() compares, when all six accessors are proven plain getters; else the call",
     },
     FieldStrategy {
         field: "address",
-        legacy: "Buffer::address() (u32; throws unless allocated, so only after is_allocated())",
-        pimpl: "Buffer::address() after is_allocated()",
+        legacy: "u32 field Buffer::address() loads, when proven; else the call (throws unless allocated, so only after is_allocated())",
+        pimpl: "u32 BufferImpl field, when proven; else Buffer::address() after is_allocated()",
     },
     FieldStrategy {
         field: "size",
         legacy: "u64 field +0x18 when the Buffer ctor is seen storing its size argument there; else num_pages()*page_size() (exact: the ctor rejects other sizes)",
-        pimpl: "Buffer::size()",
+        pimpl: "BufferImpl field Buffer::size() loads, when proven; else the call",
     },
     FieldStrategy {
         field: "type",
         legacy: "u32 field +0x20, proven by the Buffer::is_dram() bytes (and the ctor); else DRAM-or-unknown from is_dram()",
-        pimpl: "Buffer::buffer_type()",
+        pimpl: "BufferImpl field Buffer::buffer_type() loads, when proven; else the call",
     },
     FieldStrategy {
         field: "device",
         legacy: "field +0x10 proven by the ctor, trusted per read only if its vptr is Device's or MeshDevice's",
-        pimpl: "Buffer::device()",
+        pimpl: "BufferImpl field Buffer::device() loads, when proven; else the call",
     },
     FieldStrategy {
         field: "page_size",
-        legacy: "Buffer::page_size()",
-        pimpl: "Buffer::page_size()",
+        legacy: "field Buffer::page_size() loads, when proven; else the call",
+        pimpl: "BufferImpl field Buffer::page_size() loads, when proven; else the call",
     },
     FieldStrategy {
         field: "unique_id",
@@ -461,8 +461,8 @@ pub const FIELD_STRATEGIES: &[FieldStrategy] = &[
     },
     FieldStrategy {
         field: "chip id",
-        legacy: "IDevice vtable slot 3 of a Device (MeshDevice::id() is a mesh id)",
-        pimpl: "IDevice vtable slot 3 of a Device",
+        legacy: "the int Device's vtable slot 3 (IDevice::id()) loads, proven at load (MeshDevice::id() is a mesh id)",
+        pimpl: "the int Device's vtable slot 3 (IDevice::id()) loads, proven at load",
     },
 ];
 

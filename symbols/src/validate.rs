@@ -118,22 +118,24 @@ pub fn ctor_arg_stores(bytes: &[u8], ip: u64) -> CtorStores {
     out
 }
 
-/// How a pimpl (0.81+) accessor reads its field: `mov impl_off(%rdi),%reg`
-/// (the `BufferImpl*`), then one load from `impl`, then `ret`.
+/// How an accessor reads its field. `via: Some(o)` (0.81+ pimpl): `mov o(%rdi),%reg` loads
+/// the `BufferImpl*`, the field is read from it; `via: None` (0.65–0.77): the field is
+/// read from the `Buffer` itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PimplField {
-    /// `mov off(%reg),%eax|%rax; ret`: the field's `width` bytes (4 or 8), zero-extended.
-    Load { impl_off: u32, off: u32, width: u8 },
-    /// `cmpb $value,off(%reg); sete %al; ret`: the byte at `off` equals `value`.
-    ByteEquals { impl_off: u32, off: u32, value: u8 },
+pub enum FieldGetter {
+    /// `mov off(%base),%eax|%rax; ret`: the field's `width` bytes (4 or 8), zero-extended.
+    Load { via: Option<u32>, off: u32, width: u8 },
+    /// `cmpb $value,off(%base); sete %al; ret`: the byte at `off` equals `value`.
+    ByteEquals { via: Option<u32>, off: u32, value: u8 },
 }
 
-/// Proves that the accessor at `ip` is a plain pimpl getter (see [`PimplField`]), so the
-/// shim may do its two loads itself instead of calling it on every event. A guard
-/// `cmpb $imm,off(%impl); jcc <throw path>` before the load is allowed: `Buffer::address()`
+/// Proves that the accessor at `ip` is a plain getter (see [`FieldGetter`]), so the shim
+/// may do its one or two loads itself instead of calling it on every event. A guard
+/// `cmpb $imm,off(%base); jcc <throw path>` before the load is allowed: `Buffer::address()`
 /// asserts the buffer is allocated, and the shim reads the address only after
-/// `is_allocated()` said yes. Anything else (a call, a store, another register) is `None`.
-pub fn pimpl_getter(bytes: &[u8], ip: u64) -> Option<PimplField> {
+/// `is_allocated()` said yes. Anything else (a call, a store, another register, a second
+/// pointer hop) is `None`.
+pub fn field_getter(bytes: &[u8], ip: u64) -> Option<FieldGetter> {
     let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
     let mut ins = Instruction::default();
     let mut next = || {
@@ -143,45 +145,46 @@ pub fn pimpl_getter(bytes: &[u8], ip: u64) -> Option<PimplField> {
         decoder.decode_out(&mut ins);
         (!ins.is_invalid()).then_some(ins)
     };
-    // `[reg + disp]` with no index and no segment: the displacement, if it fits 32 bits.
-    let simple = |i: &Instruction, base: Register| -> Option<u32> {
-        (i.op1_kind() == OpKind::Memory
+    // `[base + disp]` with no index and no segment: the displacement, if it fits 32 bits.
+    let simple = |i: &Instruction, op: u32, base: Register| -> Option<u32> {
+        (i.op_kind(op) == OpKind::Memory
             && i.memory_base() == base
             && i.memory_index() == Register::None
             && i.segment_prefix() == Register::None)
             .then(|| u32::try_from(i.memory_displacement64()).ok())
             .flatten()
     };
-    let first = next()?;
-    if first.code() != Code::Mov_r64_rm64 || first.op0_kind() != OpKind::Register {
-        return None;
-    }
-    let imp = first.op0_register();
-    let impl_off = simple(&first, Register::RDI)?;
-    let mut guarded = false;
+    let (mut base, mut via, mut guarded) = (Register::RDI, None, false);
+    let mut i = next()?;
     loop {
-        let i = next()?;
         match i.code() {
-            Code::Cmp_rm8_imm8 if i.op0_kind() == OpKind::Memory && i.memory_base() == imp && i.memory_index() == Register::None => {
-                let off = u32::try_from(i.memory_displacement64()).ok()?;
+            Code::Cmp_rm8_imm8 if !guarded => {
+                let off = simple(&i, 0, base)?;
                 let value = i.immediate8();
                 let after = next()?;
                 match after.code() {
-                    Code::Sete_rm8 if !guarded && after.op0_kind() == OpKind::Register && after.op0_register() == Register::AL => {
-                        return (next()?.flow_control() == FlowControl::Return).then_some(PimplField::ByteEquals { impl_off, off, value });
+                    Code::Sete_rm8 if after.op0_kind() == OpKind::Register && after.op0_register() == Register::AL => {
+                        return (next()?.flow_control() == FlowControl::Return).then_some(FieldGetter::ByteEquals { via, off, value });
                     }
-                    _ if after.flow_control() == FlowControl::ConditionalBranch && !guarded => guarded = true,
+                    _ if after.flow_control() == FlowControl::ConditionalBranch => guarded = true,
                     _ => return None,
                 }
+                i = next()?;
             }
             Code::Mov_r64_rm64 | Code::Mov_r32_rm32 if i.op0_kind() == OpKind::Register => {
                 let width = if i.code() == Code::Mov_r64_rm64 { 8 } else { 4 };
+                let off = simple(&i, 1, base)?;
+                let after = next()?;
                 let want = if width == 8 { Register::RAX } else { Register::EAX };
-                let off = simple(&i, imp)?;
-                if i.op0_register() != want {
+                if after.flow_control() == FlowControl::Return {
+                    return (i.op0_register() == want).then_some(FieldGetter::Load { via, off, width });
+                }
+                // The one pointer hop of a pimpl: the first instruction, from `this`.
+                if via.is_some() || guarded || width != 8 {
                     return None;
                 }
-                return (next()?.flow_control() == FlowControl::Return).then_some(PimplField::Load { impl_off, off, width });
+                (base, via) = (i.op0_register(), Some(off));
+                i = after;
             }
             _ => return None,
         }
@@ -206,26 +209,51 @@ mod tests {
     /// disassembly) and the shapes that must be refused.
     #[test]
     fn pimpl_getters_of_0_81() {
-        let load = |impl_off, off, width| Some(PimplField::Load { impl_off, off, width });
+        let load = |off, width| Some(FieldGetter::Load { via: Some(0x10), off, width });
         // size(): mov 0x10(%rdi),%rax; mov 0x8(%rax),%rax; ret
-        assert_eq!(pimpl_getter(&[0x48, 0x8b, 0x47, 0x10, 0x48, 0x8b, 0x40, 0x08, 0xc3], 0), load(0x10, 8, 8));
+        assert_eq!(field_getter(&[0x48, 0x8b, 0x47, 0x10, 0x48, 0x8b, 0x40, 0x08, 0xc3], 0), load(8, 8));
         // buffer_type(): …; mov 0x10(%rax),%eax; ret
-        assert_eq!(pimpl_getter(&[0x48, 0x8b, 0x47, 0x10, 0x8b, 0x40, 0x10, 0xc3], 0), load(0x10, 0x10, 4));
+        assert_eq!(field_getter(&[0x48, 0x8b, 0x47, 0x10, 0x8b, 0x40, 0x10, 0xc3], 0), load(0x10, 4));
         // device(): …; mov (%rax),%rax; ret
-        assert_eq!(pimpl_getter(&[0x48, 0x8b, 0x47, 0x10, 0x48, 0x8b, 0x00, 0xc3], 0), load(0x10, 0, 8));
+        assert_eq!(field_getter(&[0x48, 0x8b, 0x47, 0x10, 0x48, 0x8b, 0x00, 0xc3], 0), load(0, 8));
         // is_allocated(): …; cmpb $0x1,0x38(%rax); sete %al; ret
         let alloc = [0x48, 0x8b, 0x47, 0x10, 0x80, 0x78, 0x38, 0x01, 0x0f, 0x94, 0xc0, 0xc3];
-        assert_eq!(pimpl_getter(&alloc, 0), Some(PimplField::ByteEquals { impl_off: 0x10, off: 0x38, value: 1 }));
+        assert_eq!(field_getter(&alloc, 0), Some(FieldGetter::ByteEquals { via: Some(0x10), off: 0x38, value: 1 }));
         // address(): …; cmpb $0x0,0x38(%rax); je <throw>; mov 0x40(%rax),%eax; ret
         let addr = [0x48, 0x8b, 0x47, 0x10, 0x80, 0x78, 0x38, 0x00, 0x74, 0x04, 0x8b, 0x40, 0x40, 0xc3];
-        assert_eq!(pimpl_getter(&addr, 0), load(0x10, 0x40, 4));
-        // Refused: loads into another register, a call, a legacy direct getter, no ret, two guards.
-        assert_eq!(pimpl_getter(&[0x48, 0x8b, 0x47, 0x10, 0x48, 0x8b, 0x48, 0x08, 0xc3], 0), None);
-        assert_eq!(pimpl_getter(&[0x48, 0x8b, 0x47, 0x10, 0xe8, 0, 0, 0, 0, 0xc3], 0), None);
-        assert_eq!(pimpl_getter(&[0x8b, 0x47, 0x20, 0xc3], 0), None);
-        assert_eq!(pimpl_getter(&[0x48, 0x8b, 0x47, 0x10, 0x48, 0x8b, 0x40, 0x08, 0x90], 0), None);
+        assert_eq!(field_getter(&addr, 0), load(0x40, 4));
+        // Refused: loads into another register, a call, no ret, two guards, two hops,
+        // a guard on `this` before the hop, a 4-byte hop.
+        assert_eq!(field_getter(&[0x48, 0x8b, 0x47, 0x10, 0x48, 0x8b, 0x48, 0x08, 0xc3], 0), None);
+        assert_eq!(field_getter(&[0x48, 0x8b, 0x47, 0x10, 0xe8, 0, 0, 0, 0, 0xc3], 0), None);
+        assert_eq!(field_getter(&[0x48, 0x8b, 0x47, 0x10, 0x48, 0x8b, 0x40, 0x08, 0x90], 0), None);
         let two = [0x48, 0x8b, 0x47, 0x10, 0x80, 0x78, 0x38, 0x00, 0x74, 0x08, 0x80, 0x78, 0x39, 0x00, 0x74, 0x04, 0x8b, 0x40, 0x40, 0xc3];
-        assert_eq!(pimpl_getter(&two, 0), None);
+        assert_eq!(field_getter(&two, 0), None);
+        assert_eq!(field_getter(&[0x48, 0x8b, 0x47, 0x10, 0x48, 0x8b, 0x40, 0x08, 0x48, 0x8b, 0x40, 0x08, 0xc3], 0), None);
+        let guard_then_hop = [0x80, 0x7f, 0x48, 0x00, 0x74, 0x08, 0x48, 0x8b, 0x47, 0x10, 0x8b, 0x40, 0x40, 0xc3];
+        assert_eq!(field_getter(&guard_then_hop, 0), None);
+        assert_eq!(field_getter(&[0x8b, 0x47, 0x10, 0x8b, 0x40, 0x08, 0xc3], 0), None);
+    }
+
+    /// The accessors of the real 0.65.0 and 0.71.2 libraries (identical bytes in both):
+    /// the fields are in the `Buffer` itself.
+    #[test]
+    fn legacy_getters_of_0_65_and_0_71() {
+        // page_size(): mov 0x58(%rdi),%rax; ret
+        assert_eq!(field_getter(&[0x48, 0x8b, 0x47, 0x58, 0xc3], 0), Some(FieldGetter::Load { via: None, off: 0x58, width: 8 }));
+        // is_allocated(): cmpb $0x1,0x48(%rdi); sete %al; ret
+        let alloc = [0x80, 0x7f, 0x48, 0x01, 0x0f, 0x94, 0xc0, 0xc3];
+        assert_eq!(field_getter(&alloc, 0), Some(FieldGetter::ByteEquals { via: None, off: 0x48, value: 1 }));
+        // address(): cmpb $0x0,0x48(%rdi); je <throw>; mov 0x50(%rdi),%eax; ret (rel8 and rel32 jumps)
+        let addr = [0x80, 0x7f, 0x48, 0x00, 0x74, 0x04, 0x8b, 0x47, 0x50, 0xc3];
+        assert_eq!(field_getter(&addr, 0), Some(FieldGetter::Load { via: None, off: 0x50, width: 4 }));
+        let addr32 = [0x80, 0x7f, 0x48, 0x00, 0x0f, 0x84, 0x3e, 0x91, 0xff, 0xff, 0x8b, 0x47, 0x50, 0xc3];
+        assert_eq!(field_getter(&addr32, 0x1000), Some(FieldGetter::Load { via: None, off: 0x50, width: 4 }));
+        // Refused: num_pages() (a division), a load into another register, an indexed load.
+        let num_pages = [0x48, 0x8b, 0x4f, 0x58, 0x48, 0x85, 0xc9, 0x74, 0x16, 0x48, 0x8b, 0x47, 0x18];
+        assert_eq!(field_getter(&num_pages, 0), None);
+        assert_eq!(field_getter(&[0x48, 0x8b, 0x4f, 0x58, 0xc3], 0), None);
+        assert_eq!(field_getter(&[0x48, 0x8b, 0x04, 0x37, 0xc3], 0), None);
     }
 
     #[test]

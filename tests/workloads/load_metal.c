@@ -15,7 +15,12 @@
  * it with the library's own accessors, and passes it to the GraphTracker
  * track_allocate / track_deallocate found in the global scope: the shim's
  * hooks when preloaded (which forward to the real ones, a no-op without
- * graph processors). Prints one JSON line with what the accessors returned. */
+ * graph processors). Prints one JSON line with what the accessors returned.
+ *
+ * On a legacy (0.65-0.77) library it does the same with a legacy Buffer: the
+ * fields in the Buffer itself (device +0x10, size +0x18, type +0x20, status
+ * +0x48, address +0x50, page size +0x58), read back with is_allocated(),
+ * address(), page_size(), num_pages() and is_l1()/is_dram(). */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -65,6 +70,39 @@ static void pimpl_buffer(void *h, void *tracker) {
     }
 }
 
+/* The hand-built legacy Buffer (see above); prints the accessors' view of it. */
+static void legacy_buffer(void *h, void *tracker) {
+    get_u32 num_pages = (get_u32)dlsym(h, "_ZNK2tt8tt_metal6Buffer9num_pagesEv");
+    get_bool is_l1 = (get_bool)dlsym(h, "_ZNK2tt8tt_metal6Buffer5is_l1Ev");
+    get_bool is_dram = (get_bool)dlsym(h, "_ZNK2tt8tt_metal6Buffer7is_dramEv");
+    get_bool allocated = (get_bool)dlsym(h, "_ZNK2tt8tt_metal6Buffer12is_allocatedEv");
+    get_u32 address = (get_u32)dlsym(h, "_ZNK2tt8tt_metal6Buffer7addressEv");
+    get_u64 page_size = (get_u64)dlsym(h, "_ZNK2tt8tt_metal6Buffer9page_sizeEv");
+    char *vtable = (char *)dlsym(h, DEVICE_VTABLE);
+    if (!num_pages || !is_l1 || !is_dram || !allocated || !address || !page_size || !vtable) return;
+    static void *dev[512]; /* a Device: its vptr, then zeros (Device::id() reads 0) */
+    static uint64_t buffer[32];
+    dev[0] = vtable + 16;
+    buffer[2] = (uint64_t)(uintptr_t)dev;
+    buffer[3] = 5u << 20;                    /* size */
+    buffer[4] = 1;                           /* type: L1 */
+    buffer[9] = 1;                           /* status: allocated */
+    buffer[10] = 0x23450;                    /* address (u32) */
+    buffer[11] = 4096;                       /* page size */
+    unsigned type = is_l1(buffer) ? 1 : is_dram(buffer) ? 0 : 99;
+    /* No device() accessor before 0.81: the trace's chip 0 shows the shim read +0x10. */
+    printf(",\"buffer\":{\"size\":%llu,\"type\":%u,\"allocated\":%s,\"address\":%u,\"page_size\":%llu",
+           (unsigned long long)num_pages(buffer) * (unsigned long long)page_size(buffer), type,
+           allocated(buffer) ? "true" : "false", address(buffer), (unsigned long long)page_size(buffer));
+    track alloc = (track)dlsym(RTLD_DEFAULT, TRACK_ALLOCATE);
+    track dealloc = (track)dlsym(RTLD_DEFAULT, TRACK_DEALLOCATE);
+    printf(",\"tracked\":%s}", alloc && dealloc ? "true" : "false");
+    if (alloc && dealloc) {
+        alloc(tracker, buffer);
+        dealloc(tracker, buffer);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: load_metal LIB [CALLS]\n");
@@ -86,7 +124,10 @@ int main(int argc, char **argv) {
     static void *tracker[16];
     for (int i = 0; i < calls; i++) cb_free(tracker, NULL);
     printf("{\"loaded\":\"%s\",\"calls\":%d", argv[1], calls);
-    pimpl_buffer(h, tracker);
+    if (dlsym(h, "_ZNK2tt8tt_metal6Buffer4sizeEv"))
+        pimpl_buffer(h, tracker);
+    else
+        legacy_buffer(h, tracker);
     printf("}\n");
     return 0;
 }
