@@ -56,8 +56,8 @@ pub struct BufferFields {
 #[derive(Clone, Copy, Debug)]
 struct FieldLayout {
     via: Option<u32>,
-    /// device, size, type: pimpl builds only (legacy builds read them at the offsets the
-    /// ctor proves, with the device's vptr checked on every read).
+    /// device, size, type: the offsets the six accessors prove (pimpl), or the offsets the
+    /// legacy ctor and `is_dram()` prove.
     request: Option<RequestFields>,
     /// `is_allocated()` is "the byte at `status` equals `allocated`".
     status: u32,
@@ -73,6 +73,9 @@ struct RequestFields {
     size: u32,
     /// u32 `BufferType`.
     btype: u32,
+    /// Legacy: the ctor proved where the device pointer is stored, not what every `Buffer`
+    /// holds there, so it counts only if its vptr is `Device`'s or `MeshDevice`'s.
+    check_device: bool,
 }
 
 impl FieldLayout {
@@ -235,8 +238,8 @@ impl BufferReader {
 
     /// Accessors proven plain getters → direct loads instead of calls per event. Pimpl
     /// builds: all six over one `BufferImpl*`, or none. Legacy builds: the three placement
-    /// getters on the `Buffer` itself (their request fields already come from ctor-proven
-    /// offsets). Anything unproven keeps its accessor call.
+    /// getters on the `Buffer` itself, plus the three ctor-proven request offsets when all
+    /// are proven. Anything unproven keeps its accessor call (or its offset, out of line).
     fn prove_getters(&mut self, lib: &LoadedLib, notes: &mut Vec<String>) {
         let getter = |a: Accessor| {
             let at = lib.sym(accessor_info(a).mangled)?;
@@ -261,7 +264,7 @@ impl BufferReader {
                 [Some(Load { via: v0, off: device, width: 8 }), Some(Load { via: v1, off: size, width: 8 }), Some(Load { via: v2, off: btype, width: 4 })]
                     if [v0, v1, v2].iter().all(|v| *v == via) =>
                 {
-                    Some(RequestFields { device, size, btype })
+                    Some(RequestFields { device, size, btype, check_device: false })
                 }
                 other => {
                     notes.push(format!("pimpl: the accessors are not all plain BufferImpl getters ({other:?}): every field is read through its accessor"));
@@ -269,12 +272,25 @@ impl BufferReader {
                 }
             }
         } else {
-            None
+            let no_fns = self.size_fn.is_none() && self.type_fn.is_none() && self.device_fn.is_none();
+            match (self.device_off, self.size_off, self.type_off) {
+                (Some(device), Some(size), Some(btype)) if no_fns => Some(RequestFields {
+                    device: device as u32,
+                    size: size as u32,
+                    btype: btype as u32,
+                    check_device: true,
+                }),
+                _ => None,
+            }
         };
         let l = FieldLayout { via, request, status, allocated, address, page_size };
         match (l.via, l.request) {
             (Some(v), Some(r)) => notes.push(format!(
                 "pimpl: BufferImpl* at +{v:#x}; device +{:#x}, size +{:#x}, type +{:#x}, allocated iff byte +{:#x} == {}, address +{:#x}, page size +{:#x} (proven from the six accessors): read directly",
+                r.device, r.size, r.btype, l.status, l.allocated, l.address, l.page_size
+            )),
+            (None, Some(r)) => notes.push(format!(
+                "legacy: device +{:#x}, size +{:#x}, type +{:#x} (the offsets above); allocated iff byte +{:#x} == {}, address +{:#x}, page size +{:#x} (proven from the three accessors): all read directly",
                 r.device, r.size, r.btype, l.status, l.allocated, l.address, l.page_size
             )),
             _ => notes.push(format!(
@@ -379,6 +395,9 @@ impl BufferReader {
             f.size = Some(l.u64_at(imp, r.size));
             f.btype = u8::try_from(l.u32_at(imp, r.btype)).ok();
             f.device = l.u64_at(imp, r.device) as usize;
+            if r.check_device && self.device_kind(f.device) == DeviceKind::Unknown {
+                f.device = 0;
+            }
         }
         f
     }
