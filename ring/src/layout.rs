@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
 
 pub const MAGIC: [u8; 8] = *b"TTALLOC1";
 /// Bumped on any incompatible change of this file, `event.rs` or `live.rs`.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The header occupies this many bytes; the ring starts right after.
 pub const HEADER_BYTES: usize = 64 * 1024;
 pub const SLOT_BYTES: usize = 64;
@@ -92,7 +92,12 @@ pub struct Header {
     pub version: u32,
     pub header_bytes: u32,
     pub ring_slots: u64,
+    /// Slots of live-table generation 0; generation g has `live_slots << g`.
     pub live_slots: u64,
+    /// Generations the file has room for (see `region::live_generations`).
+    pub live_gens_max: u32,
+    /// Generations in use, 1..=`live_gens_max`: grows when the newest fills, never shrinks.
+    pub live_gens: AtomicU32,
     pub pid: u32,
     pub uid: u32,
     /// Process start time in clock ticks since boot (`/proc/PID/stat` field 22):
@@ -109,6 +114,9 @@ pub struct Header {
     pub state: AtomicU32,
     /// Pid of the collector currently draining this ring (0 = none).
     pub collector_pid: AtomicU32,
+    /// 0 idle, 1 while a producer reserves the next live-table generation, 2 once that
+    /// failed (no room in the shm dir): no producer tries again.
+    pub live_growing: AtomicU32,
     /// Producer reservation cursor: the next sequence number.
     pub head: CacheLine<AtomicU64>,
     /// Consumer cursor: every position below it has been consumed.

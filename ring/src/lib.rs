@@ -4,7 +4,8 @@
 //! One region per traced process, one file per region:
 //!
 //! ```text
-//! [ Header (HEADER_BYTES) | ring: ring_slots × 64 B | live table: live_slots × 64 B ]
+//! [ Header (HEADER_BYTES) | ring: ring_slots × 64 B | live table: generation 0 (live_slots × 64 B),
+//!   generation 1 (2 × live_slots × 64 B), … — a hole in the file until in use ]
 //! ```
 //!
 //! * the **ring** carries every event in sequence order (`event`, `producer`, `consumer`);

@@ -13,6 +13,12 @@ use std::sync::atomic::{fence, Ordering};
 
 pub const MAX_RING_SLOTS: u64 = 1 << 28;
 pub const MAX_LIVE_SLOTS: u64 = 1 << 26;
+/// Live-table slots the later generations may add up to (64 B each: 1 GiB of address
+/// space, reserved in the file but backed only once a generation is in use).
+const MAX_LIVE_GROWTH: u64 = 1 << 24;
+const MAX_LIVE_GENS: u32 = 8;
+/// `madvise` advice (Linux 5.14+): fault the range in writable, failing instead of SIGBUS.
+const MADV_POPULATE_WRITE: libc::c_int = 23;
 
 #[derive(Debug)]
 pub enum RegionError {
@@ -45,6 +51,10 @@ pub struct Region {
     /// mapping are cut with these, never with what the header says now.
     ring_slots: usize,
     live_slots: usize,
+    live_gens_max: usize,
+    /// The creator's file (device, inode), to reserve live-table generations in it
+    /// later; `None` when opened (only the creator grows the table).
+    created: Option<(u64, u64)>,
 }
 
 // The region is shared memory accessed only through atomics and seqlocked copies.
@@ -55,14 +65,35 @@ fn last_os_error(what: &'static str) -> RegionError {
     RegionError::Io(what, std::io::Error::last_os_error())
 }
 
+/// Live-table generations a region with `live_slots` in generation 0 has room for:
+/// generation g holds `live_slots << g`, so a process with far more live buffers than
+/// the configured table still finds short probes (see `live.rs`).
+pub fn live_generations(live_slots: u64) -> u32 {
+    let total = |g: u32| live_slots.saturating_mul((1u64 << g) - 1);
+    (1..=MAX_LIVE_GENS).rev().find(|g| total(*g) <= MAX_LIVE_GROWTH.max(live_slots)).unwrap_or(1)
+}
+
+/// First slot (from the live table's start) and length of generation `g`.
+fn generation_span(live_slots: usize, g: usize) -> (usize, usize) {
+    (live_slots * ((1 << g) - 1), live_slots << g)
+}
+
+/// The file's length: header, ring, every live-table generation.
 pub fn region_bytes(ring_slots: u64, live_slots: u64) -> usize {
+    let (first, _) = generation_span(live_slots as usize, live_generations(live_slots) as usize);
+    HEADER_BYTES + (ring_slots as usize + first) * SLOT_BYTES
+}
+
+/// The part of the file in use from the start: header, ring, generation 0.
+fn initial_bytes(ring_slots: u64, live_slots: u64) -> usize {
     HEADER_BYTES + (ring_slots as usize + live_slots as usize) * SLOT_BYTES
 }
 
 impl Region {
-    /// Creates a new region file (mode 0600, exclusive) with all of its space
+    /// Creates a new region file (mode 0600, exclusive) with the space it uses
     /// reserved up front, so a full `/dev/shm` fails here instead of raising
-    /// SIGBUS in the host process later.
+    /// SIGBUS in the host process later. The later live-table generations are a
+    /// hole in the file until one is needed (`grow_live`).
     pub fn create(
         path: &Path,
         ring_slots: u64,
@@ -90,6 +121,7 @@ impl Region {
             return Err(RegionError::Invalid(format!("live_slots {live_slots}")));
         }
         let len = region_bytes(ring_slots, live_slots);
+        let used = initial_bytes(ring_slots, live_slots);
         let cpath = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| RegionError::Invalid("path with NUL".into()))?;
         unsafe {
@@ -101,43 +133,57 @@ impl Region {
             if fd < 0 {
                 return Err(last_os_error("create ring file"));
             }
-            // umask cannot widen 0600, but make the mode explicit anyway.
-            libc::fchmod(fd, 0o600);
-            let rc = libc::posix_fallocate(fd, 0, len as libc::off_t);
-            if rc != 0 {
+            let fail = |e: RegionError| -> Result<Region, RegionError> {
                 libc::close(fd);
                 libc::unlink(cpath.as_ptr());
-                return Err(RegionError::Io(
-                    "reserve ring space",
-                    std::io::Error::from_raw_os_error(rc),
-                ));
+                Err(e)
+            };
+            // umask cannot widen 0600, but make the mode explicit anyway.
+            libc::fchmod(fd, 0o600);
+            if libc::ftruncate(fd, len as libc::off_t) != 0 {
+                return fail(last_os_error("size ring file"));
             }
-            let base = libc::mmap(
-                std::ptr::null_mut(),
-                len,
+            let rc = libc::posix_fallocate(fd, 0, used as libc::off_t);
+            if rc != 0 {
+                return fail(RegionError::Io("reserve ring space", std::io::Error::from_raw_os_error(rc)));
+            }
+            let base = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0);
+            if base == libc::MAP_FAILED {
+                return fail(last_os_error("map ring"));
+            }
+            // Pre-faulted: first-lap page faults were the whole p99 of the hook
+            // (docs/performance.md). Only the part in use: the rest stays a hole.
+            let populated = libc::mmap(
+                base,
+                used,
                 libc::PROT_READ | libc::PROT_WRITE,
-                // Pre-faulted: first-lap page faults were the whole p99 of the hook (docs/performance.md).
-                libc::MAP_SHARED | libc::MAP_POPULATE,
+                libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_POPULATE,
                 fd,
                 0,
             );
-            libc::close(fd);
-            if base == libc::MAP_FAILED {
-                libc::unlink(cpath.as_ptr());
-                return Err(last_os_error("map ring"));
+            if populated == libc::MAP_FAILED {
+                let e = last_os_error("map ring");
+                libc::munmap(base, len);
+                return fail(e);
             }
+            let created = file_id(fd);
+            libc::close(fd);
             let region = Region {
                 base: base as *mut u8,
                 len,
                 path: path.to_path_buf(),
                 ring_slots: ring_slots as usize,
                 live_slots: live_slots as usize,
+                live_gens_max: live_generations(live_slots) as usize,
+                created,
             };
             let h = &mut *(base as *mut Header);
             h.version = FORMAT_VERSION;
             h.header_bytes = HEADER_BYTES as u32;
             h.ring_slots = ring_slots;
             h.live_slots = live_slots;
+            h.live_gens_max = live_generations(live_slots);
+            h.live_gens.store(1, Ordering::Relaxed);
             h.pid = pid;
             h.uid = libc::geteuid();
             h.start_ticks = start_ticks;
@@ -201,7 +247,7 @@ impl Region {
                 return Err(last_os_error("map ring"));
             }
             let mut region =
-                Region { base: base as *mut u8, len: file_len as usize, path: path.to_path_buf(), ring_slots: 0, live_slots: 0 };
+                Region { base: base as *mut u8, len: file_len as usize, path: path.to_path_buf(), ring_slots: 0, live_slots: 0, live_gens_max: 0, created: None };
             let h = region.header();
             let magic = std::ptr::read_volatile(&h.magic);
             fence(Ordering::Acquire);
@@ -223,14 +269,16 @@ impl Region {
                     offset_of!(Header, header_bytes)
                 )));
             }
+            let gens_max = std::ptr::read_volatile(&h.live_gens_max);
             let ok_sizes = ring_slots.is_power_of_two()
                 && ring_slots <= MAX_RING_SLOTS
                 && live_slots.is_power_of_two()
                 && live_slots <= MAX_LIVE_SLOTS
+                && gens_max == live_generations(live_slots)
                 && region_bytes(ring_slots, live_slots) as u64 == file_len;
             if !ok_sizes {
                 return Err(RegionError::Invalid(format!(
-                    "table sizes at offset {} (ring {ring_slots}, live {live_slots}) do not match the file's {file_len} bytes",
+                    "table sizes at offset {} (ring {ring_slots}, live {live_slots} in {gens_max} generations) do not match the file's {file_len} bytes",
                     offset_of!(Header, ring_slots)
                 )));
             }
@@ -239,6 +287,7 @@ impl Region {
             }
             region.ring_slots = ring_slots as usize;
             region.live_slots = live_slots as usize;
+            region.live_gens_max = gens_max as usize;
             Ok(region)
         }
     }
@@ -265,9 +314,72 @@ impl Region {
         unsafe { std::slice::from_raw_parts(self.base.add(HEADER_BYTES) as *const Slot, self.ring_slots) }
     }
 
-    pub(crate) fn live_slots(&self) -> &[LiveSlot] {
-        let off = HEADER_BYTES + self.ring_slots * SLOT_BYTES;
-        unsafe { std::slice::from_raw_parts(self.base.add(off) as *const LiveSlot, self.live_slots) }
+    /// Live-table generations in use now (1..=what the file has room for: the header's
+    /// count is shared memory, so it is clamped, never trusted).
+    #[inline]
+    pub(crate) fn live_gens(&self) -> usize {
+        (self.header().live_gens.load(Ordering::Acquire) as usize).clamp(1, self.live_gens_max.max(1))
+    }
+
+    /// The slots of live-table generation `g` (< `live_gens_max`).
+    #[inline]
+    pub(crate) fn live_generation(&self, g: usize) -> &[LiveSlot] {
+        let (first, n) = generation_span(self.live_slots, g.min(self.live_gens_max.saturating_sub(1)));
+        let off = HEADER_BYTES + (self.ring_slots + first) * SLOT_BYTES;
+        unsafe { std::slice::from_raw_parts(self.base.add(off) as *const LiveSlot, n) }
+    }
+
+    /// Puts live-table generation `from` in use (the newest, `from - 1`, is filling up).
+    /// Once per generation per process: reserves its space in the shm dir and faults it
+    /// in (two syscalls), so no hook takes a page fault or a SIGBUS on it later. False
+    /// when the file has no further generation, this process is not the creator, or the
+    /// space could not be reserved (then no one tries again).
+    /// With `wait`, a thread that finds another one reserving waits for it (bounded:
+    /// the reserving thread could have been cancelled mid-way).
+    #[cold]
+    pub(crate) fn grow_live(&self, from: usize, wait: bool) -> bool {
+        let h = self.header();
+        let Some(created) = self.created else { return false };
+        if from >= self.live_gens_max {
+            return false;
+        }
+        if h.live_growing.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            // Another thread is reserving (its generation is there in a moment), or it failed.
+            for _ in 0..if wait { 100_000 } else { 0 } {
+                if h.live_growing.load(Ordering::Acquire) != 1 {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            return h.live_gens.load(Ordering::Acquire) as usize > from;
+        }
+        if h.live_gens.load(Ordering::Acquire) as usize > from {
+            h.live_growing.store(0, Ordering::Release);
+            return true;
+        }
+        let (first, n) = generation_span(self.live_slots, from);
+        let off = HEADER_BYTES + (self.ring_slots + first) * SLOT_BYTES;
+        let len = n * SLOT_BYTES;
+        // Reopened by path, not a descriptor kept open: a host that closes every
+        // descriptor could have handed that number to one of its own files.
+        let reserved = CString::new(self.path.as_os_str().as_bytes()).is_ok_and(|p| unsafe {
+            let fd = libc::open(p.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW);
+            // SAFETY: [off, off + len) lies inside the file (region_bytes), checked to be ours.
+            let ok = fd >= 0 && file_id(fd) == Some(created) && libc::posix_fallocate(fd, off as libc::off_t, len as libc::off_t) == 0;
+            if fd >= 0 {
+                libc::close(fd);
+            }
+            ok
+        });
+        if !reserved {
+            h.live_growing.store(2, Ordering::Release);
+            return false;
+        }
+        // Best effort: without it (kernels before 5.14) the pages fault in on first use.
+        unsafe { libc::madvise(self.base.add(off) as *mut libc::c_void, len, MADV_POPULATE_WRITE) };
+        h.live_gens.store(from as u32 + 1, Ordering::Release);
+        h.live_growing.store(0, Ordering::Release);
+        true
     }
 
     /// Ring slots as validated at create/open (the header's copy may have changed since).
@@ -387,6 +499,12 @@ impl Drop for Region {
     }
 }
 
+/// (device, inode) of an open file.
+fn file_id(fd: libc::c_int) -> Option<(u64, u64)> {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev as u64, st.st_ino as u64))
+}
+
 pub fn realtime_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
@@ -405,5 +523,27 @@ mod tests {
         assert_eq!(Region::open(&path).unwrap().info(), br#"{"tool":"x"}"#);
         w.set_info(b"{}");
         assert_eq!(Region::open(&path).unwrap().info(), b"{}");
+    }
+
+    /// The later live-table generations are a hole in the file (no shm used) until one is
+    /// put in use, and then exactly that generation is backed.
+    #[test]
+    fn later_generations_take_space_only_once_in_use() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r");
+        let (ring, live) = (1024u64, 1u64 << 14);
+        let r = Region::create(&path, ring, live, std::process::id(), 1).unwrap();
+        let backed = || std::fs::metadata(&path).unwrap().blocks() as usize * 512;
+        let (used, len) = (initial_bytes(ring, live), region_bytes(ring, live));
+        assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, len);
+        assert!(len > 8 * used, "{len} bytes reserved for {used} in use");
+        assert!(backed() >= used && backed() < used + (1 << 20), "{} bytes backed, {used} in use", backed());
+        assert!(r.grow_live(1, false));
+        assert_eq!(r.live_gens(), 2);
+        let gen1 = (live as usize) * 2 * SLOT_BYTES;
+        assert!(backed() >= used + gen1 && backed() < used + gen1 + (1 << 20), "{} bytes backed", backed());
+        // A collector's mapping cannot grow it.
+        assert!(!Region::open(&path).unwrap().grow_live(2, false));
     }
 }

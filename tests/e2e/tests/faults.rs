@@ -554,3 +554,38 @@ fn trace_disk_full() {
     let lost = n - ring_events(&r);
     report("trace disk full (64 KiB tmpfs for --out)", 1, 1, 1, lost, "the collector's summary counts every event; the trace says where it was cut", 0);
 }
+
+/// More buffers live than the configured live table has slots (16), and a ring too
+/// small for the history (4096 events for ≈ 6000), so a collector that attaches while
+/// they are held can only learn them from the live table. The table grew past its
+/// 16 slots, so the collector's resync finds every one: each later free matches an
+/// allocation. (With growth switched off, 3987 inserts were refused as `live_table_full`
+/// and this test failed.)
+#[test]
+fn late_collector_resyncs_from_a_grown_live_table() {
+    let w = hold(4000);
+    let shm = ShmDir::new();
+    let env = [("TTALLOC_LIVE_SLOTS", "16"), ("TTALLOC_RING_EVENTS", "4096")];
+    let mut child = preloaded(&shm, &w.args(), &env).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
+    let held: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(held["live_user_buffers"], 2000);
+    let dir = tempfile::tempdir().unwrap();
+    let col = collector(&shm, &dir.path().join("t.msgpack"));
+    assert!(wait_draining(&shm), "the collector attached");
+    let out = release(child);
+    ok(&out);
+    assert!(warnings(&out).is_empty(), "{:?}", warnings(&out));
+    let r = replay(&stop_when_drained(&shm, col));
+    let p = &r.model.procs[0];
+    assert_eq!(p.info.as_ref().unwrap().attach, "late-attach");
+    assert!(p.end.as_ref().unwrap().dropped > 0, "the history overflowed the ring before the collector came");
+    assert_eq!(problem(&r, 0, "live_table_full"), 0);
+    let resync = r.records.iter().position(|x| matches!(x, Record::Resync { .. })).expect("a resync record");
+    let matched_frees = r.records[resync..].iter().filter(|x| matches!(x, Record::Free { .. })).count();
+    // The held 2000 and the test device's own two buffers, freed at its close.
+    assert_eq!(matched_frees, 2002, "every held buffer's free matched its resynced allocation");
+    assert_eq!(r.model.unknown_frees, 0);
+    assert_eq!(r.current(0, Dram), 0);
+}
