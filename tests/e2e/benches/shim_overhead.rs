@@ -199,7 +199,7 @@ fn cmd_line(cfg: &Cfg, pairs: u64, warmup: u64) -> String {
     match cfg.mode {
         Mode::Base => format!("{env}{churn}"),
         Mode::HooksOnly => format!("{env}TTALLOC=0 LD_PRELOAD=libttalloc.so {churn}"),
-        Mode::Ttalloc if cfg.env.iter().any(|(k, _)| *k == "TTALLOC_LIB") => format!("{env}ttalloc-collect --out T --shm-dir D -q -- {churn}"),
+        Mode::Ttalloc if cfg.env.iter().any(|(k, _)| *k == "TTALLOC_LIB") => format!("{env}BASELINE/ttalloc-collect --out T --shm-dir D -q -- {churn}"),
         Mode::Ttalloc => format!("{env}TTALLOC_LIB=libttalloc.so ttalloc-collect --out T --shm-dir D -q -- {churn}"),
         Mode::Seed => format!("seed_reader S & SEED_SOCKET=S LD_PRELOAD=libseed_baseline.so {churn}"),
     }

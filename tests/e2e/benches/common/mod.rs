@@ -266,7 +266,14 @@ pub fn f64_of(v: &serde_json::Value, k: &str) -> f64 {
 
 /// `ttalloc-collect --out TRACE --shm-dir D -q -- CMD…` (launch mode).
 pub fn collect_cmd(trace: &Path, shm: &Path, cmd: &[String], env: &[(&str, String)]) -> Command {
-    let mut c = Command::new(artefact("ttalloc-collect"));
+    // A baseline build's shim (`TTALLOC_LIB` in `env`) is drained by that build's own
+    // collector when it sits beside it: the ring format may differ between builds.
+    let sibling = env
+        .iter()
+        .find(|(k, _)| *k == "TTALLOC_LIB")
+        .and_then(|(_, lib)| Path::new(lib).parent().map(|d| d.join("ttalloc-collect")))
+        .filter(|p| p.exists());
+    let mut c = Command::new(sibling.unwrap_or_else(|| artefact("ttalloc-collect")));
     c.arg("--out").arg(trace).arg("--shm-dir").arg(shm).arg("-q").arg("--").args(cmd);
     c.env("TTALLOC_LIB", artefact("libttalloc.so"));
     for (k, v) in env {
