@@ -149,6 +149,20 @@ impl Region {
         if !is_real(key) {
             return false;
         }
+        // The common case, one generation, inline; the rest out of line.
+        if self.live_gens() == 1 {
+            if let Some(probes) = insert_in(self.live_generation0(), key, entry) {
+                if probes > GROW_AFTER_PROBES {
+                    self.grow_live(1, false);
+                }
+                return true;
+            }
+        }
+        self.live_insert_grown(key, entry)
+    }
+
+    #[inline(never)]
+    fn live_insert_grown(&self, key: u64, entry: &LiveEntry) -> bool {
         loop {
             let gens = self.live_gens();
             match insert_in(self.live_generation(gens - 1), key, entry) {
@@ -168,7 +182,15 @@ impl Region {
     /// (and so most short-lived) buffers are.
     #[inline]
     fn live_find(&self, key: u64, object: u64) -> Option<&LiveSlot> {
-        (0..self.live_gens()).rev().find_map(|g| find_in(self.live_generation(g), key, object))
+        match self.live_gens() {
+            1 => find_in(self.live_generation0(), key, object),
+            gens => self.live_find_grown(gens, key, object),
+        }
+    }
+
+    #[inline(never)]
+    fn live_find_grown(&self, gens: usize, key: u64, object: u64) -> Option<&LiveSlot> {
+        (0..gens).rev().find_map(|g| find_in(self.live_generation(g), key, object))
     }
 
     /// Removes and returns the entry of `key` (whose creator recorded `object`).
@@ -190,15 +212,15 @@ impl Region {
         true
     }
 
-    /// Every slot of every generation in use.
-    fn live_all(&self) -> impl Iterator<Item = &LiveSlot> {
-        (0..self.live_gens()).flat_map(|g| self.live_generation(g).iter())
+    /// Every generation in use, oldest first.
+    fn live_all(&self) -> impl Iterator<Item = &[LiveSlot]> {
+        (0..self.live_gens()).map(|g| self.live_generation(g))
     }
 
     /// Removes every entry for which `pred` holds (device close: rare, a full scan).
     pub fn live_remove_where(&self, mut pred: impl FnMut(&LiveEntry) -> bool) -> usize {
         let mut n = 0;
-        for slot in self.live_all() {
+        for slot in self.live_all().flatten() {
             let k = slot.key.load(Ordering::Acquire);
             if is_real(k) && pred(unsafe { &*slot.entry.get() }) {
                 if slot.key.compare_exchange(k, TOMBSTONE, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
@@ -213,7 +235,7 @@ impl Region {
     /// the set as a whole is reconciled against the ring by the collector).
     pub fn live_snapshot(&self) -> Vec<(u64, LiveEntry)> {
         let mut out = Vec::new();
-        for slot in self.live_all() {
+        for slot in self.live_all().flatten() {
             for _attempt in 0..64 {
                 let v1 = slot.version.load(Ordering::Acquire);
                 if v1 & 1 == 1 {

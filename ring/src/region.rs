@@ -321,6 +321,13 @@ impl Region {
         (self.header().live_gens.load(Ordering::Acquire) as usize).clamp(1, self.live_gens_max.max(1))
     }
 
+    /// Generation 0's slots (where everything is until a process outgrows it).
+    #[inline]
+    pub(crate) fn live_generation0(&self) -> &[LiveSlot] {
+        let off = HEADER_BYTES + self.ring_slots * SLOT_BYTES;
+        unsafe { std::slice::from_raw_parts(self.base.add(off) as *const LiveSlot, self.live_slots) }
+    }
+
     /// The slots of live-table generation `g` (< `live_gens_max`).
     #[inline]
     pub(crate) fn live_generation(&self, g: usize) -> &[LiveSlot] {

@@ -19,12 +19,15 @@ use ttalloc_symbols::abi::BufferFields;
 fn emit(region: &Region, tid: u32, mut body: EventBody, mirror: impl FnOnce(u64, &mut EventBody)) {
     body.ts_ns = region.stamp();
     body.tid = tid;
-    match region.reserve() {
-        Ok(r) => {
-            mirror(r.seq, &mut body);
-            r.publish(&body);
-        }
-        Err(_) => mirror(region.next_seq(), &mut body),
+    let reserved = region.reserve();
+    let seq = match &reserved {
+        Ok(r) => r.seq,
+        Err(_) => region.next_seq(),
+    };
+    // One call site, so `mirror` inlines whatever it holds.
+    mirror(seq, &mut body);
+    if let Ok(r) = reserved {
+        r.publish(&body);
     }
 }
 
@@ -89,12 +92,20 @@ pub unsafe fn free(t: &Tracer, s: &State, buffer: usize) {
     let body = EventBody { object: buffer as u64, kind: Kind::Free as u8, ..Default::default() };
     emit(region, s.tid(), body, |_, body| {
         if region.live_remove(buffer as u64, buffer as u64).is_none() {
-            let f = t.reader.read(buffer);
-            let (ts_ns, tid) = (body.ts_ns, body.tid);
-            *body = buffer_body(region, Kind::Free, buffer, &f, chip_ref(t, region, f.device));
-            (body.ts_ns, body.tid) = (ts_ns, tid);
+            describe_unknown_free(t, region, buffer, body);
         }
     });
+}
+
+/// A free of a buffer the shim does not hold: read the buffer, so the report can say
+/// what it was. Rare, and out of line so the free path stays small enough to inline.
+#[cold]
+#[inline(never)]
+unsafe fn describe_unknown_free(t: &Tracer, region: &Region, buffer: usize, body: &mut EventBody) {
+    let f = t.reader.read(buffer);
+    let (ts_ns, tid) = (body.ts_ns, body.tid);
+    *body = buffer_body(region, Kind::Free, buffer, &f, chip_ref(t, region, f.device));
+    (body.ts_ns, body.tid) = (ts_ns, tid);
 }
 
 /// `btype` of a pending request whose type could not be read.

@@ -390,7 +390,7 @@ impl BufferReader {
             return f;
         }
         // The direct loads inline into the hook; the accessor calls stay out of line.
-        let Some((l, r)) = self.direct.and_then(|l| Some((l, l.request?))) else { return self.call_request(buf) };
+        let Some((l, r)) = self.direct.as_ref().and_then(|l| Some((l, l.request.as_ref()?))) else { return self.call_request(buf) };
         if let Some(imp) = l.fields_of(buf) {
             f.size = Some(l.u64_at(imp, r.size));
             f.btype = u8::try_from(l.u32_at(imp, r.btype)).ok();
