@@ -38,6 +38,18 @@ typedef _Bool (*get_bool)(const void *);
 typedef void *(*get_ptr)(const void *);
 typedef void (*track)(void *, void *);
 
+/* Passes a hand-built Buffer to the GraphTracker track_allocate / track_deallocate found
+ * in the global scope (the shim's hooks when preloaded); closes the "buffer" object. */
+static void hand_to_tracker(void *tracker, void *buffer) {
+    track alloc = (track)dlsym(RTLD_DEFAULT, TRACK_ALLOCATE);
+    track dealloc = (track)dlsym(RTLD_DEFAULT, TRACK_DEALLOCATE);
+    printf(",\"tracked\":%s}", alloc && dealloc ? "true" : "false");
+    if (alloc && dealloc) {
+        alloc(tracker, buffer);
+        dealloc(tracker, buffer);
+    }
+}
+
 /* The hand-built pimpl Buffer (see above); prints the accessors' view of it. */
 static void pimpl_buffer(void *h, void *tracker) {
     get_u64 size = (get_u64)dlsym(h, "_ZNK2tt8tt_metal6Buffer4sizeEv");
@@ -61,13 +73,7 @@ static void pimpl_buffer(void *h, void *tracker) {
     printf(",\"buffer\":{\"size\":%llu,\"type\":%u,\"device_ok\":%s,\"allocated\":%s,\"address\":%u,\"page_size\":%llu",
            (unsigned long long)size(buffer), type(buffer), device(buffer) == (void *)dev ? "true" : "false",
            allocated(buffer) ? "true" : "false", address(buffer), (unsigned long long)page_size(buffer));
-    track alloc = (track)dlsym(RTLD_DEFAULT, TRACK_ALLOCATE);
-    track dealloc = (track)dlsym(RTLD_DEFAULT, TRACK_DEALLOCATE);
-    printf(",\"tracked\":%s}", alloc && dealloc ? "true" : "false");
-    if (alloc && dealloc) {
-        alloc(tracker, buffer);
-        dealloc(tracker, buffer);
-    }
+    hand_to_tracker(tracker, buffer);
 }
 
 /* The hand-built legacy Buffer (see above); prints the accessors' view of it. */
@@ -94,13 +100,7 @@ static void legacy_buffer(void *h, void *tracker) {
     printf(",\"buffer\":{\"size\":%llu,\"type\":%u,\"allocated\":%s,\"address\":%u,\"page_size\":%llu",
            (unsigned long long)num_pages(buffer) * (unsigned long long)page_size(buffer), type,
            allocated(buffer) ? "true" : "false", address(buffer), (unsigned long long)page_size(buffer));
-    track alloc = (track)dlsym(RTLD_DEFAULT, TRACK_ALLOCATE);
-    track dealloc = (track)dlsym(RTLD_DEFAULT, TRACK_DEALLOCATE);
-    printf(",\"tracked\":%s}", alloc && dealloc ? "true" : "false");
-    if (alloc && dealloc) {
-        alloc(tracker, buffer);
-        dealloc(tracker, buffer);
-    }
+    hand_to_tracker(tracker, buffer);
 }
 
 int main(int argc, char **argv) {
