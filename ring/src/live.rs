@@ -150,30 +150,32 @@ impl Region {
             return false;
         }
         // The common case, one generation, inline; the rest out of line.
-        if self.live_gens() == 1 {
-            if let Some(probes) = insert_in(self.live_generation0(), key, entry) {
-                if probes > GROW_AFTER_PROBES {
-                    self.grow_live(1, false);
-                }
-                return true;
-            }
+        if self.live_gens() == 1 && self.insert_newest(1, self.live_generation0(), key, entry) {
+            return true;
         }
         self.live_insert_grown(key, entry)
+    }
+
+    /// Inserts into `newest`, generation `gens - 1`; after a long probe puts the next
+    /// generation in use. False if `newest` had no free slot within `MAX_PROBE`.
+    #[inline(always)]
+    fn insert_newest(&self, gens: usize, newest: &[LiveSlot], key: u64, entry: &LiveEntry) -> bool {
+        let Some(probes) = insert_in(newest, key, entry) else { return false };
+        if probes > GROW_AFTER_PROBES {
+            self.grow_live(gens, false);
+        }
+        true
     }
 
     #[inline(never)]
     fn live_insert_grown(&self, key: u64, entry: &LiveEntry) -> bool {
         loop {
             let gens = self.live_gens();
-            match insert_in(self.live_generation(gens - 1), key, entry) {
-                Some(probes) => {
-                    if probes > GROW_AFTER_PROBES {
-                        self.grow_live(gens, false);
-                    }
-                    return true;
-                }
-                None if self.grow_live(gens, true) => continue,
-                None => return false,
+            if self.insert_newest(gens, self.live_generation(gens - 1), key, entry) {
+                return true;
+            }
+            if !self.grow_live(gens, true) {
+                return false;
             }
         }
     }

@@ -78,15 +78,20 @@ fn generation_span(live_slots: usize, g: usize) -> (usize, usize) {
     (live_slots * ((1 << g) - 1), live_slots << g)
 }
 
+/// Bytes from the file's start to the end of live-table generation `gens - 1`.
+fn bytes_through(ring_slots: u64, live_slots: u64, gens: u32) -> usize {
+    let (first, _) = generation_span(live_slots as usize, gens as usize);
+    HEADER_BYTES + (ring_slots as usize + first) * SLOT_BYTES
+}
+
 /// The file's length: header, ring, every live-table generation.
 pub fn region_bytes(ring_slots: u64, live_slots: u64) -> usize {
-    let (first, _) = generation_span(live_slots as usize, live_generations(live_slots) as usize);
-    HEADER_BYTES + (ring_slots as usize + first) * SLOT_BYTES
+    bytes_through(ring_slots, live_slots, live_generations(live_slots))
 }
 
 /// The part of the file in use from the start: header, ring, generation 0.
 fn initial_bytes(ring_slots: u64, live_slots: u64) -> usize {
-    HEADER_BYTES + (ring_slots as usize + live_slots as usize) * SLOT_BYTES
+    bytes_through(ring_slots, live_slots, 1)
 }
 
 impl Region {
@@ -120,7 +125,8 @@ impl Region {
         if !live_slots.is_power_of_two() || live_slots > MAX_LIVE_SLOTS || live_slots < 16 {
             return Err(RegionError::Invalid(format!("live_slots {live_slots}")));
         }
-        let len = region_bytes(ring_slots, live_slots);
+        let gens_max = live_generations(live_slots);
+        let len = bytes_through(ring_slots, live_slots, gens_max);
         let used = initial_bytes(ring_slots, live_slots);
         let cpath = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| RegionError::Invalid("path with NUL".into()))?;
@@ -174,7 +180,7 @@ impl Region {
                 path: path.to_path_buf(),
                 ring_slots: ring_slots as usize,
                 live_slots: live_slots as usize,
-                live_gens_max: live_generations(live_slots) as usize,
+                live_gens_max: gens_max as usize,
                 created,
             };
             let h = &mut *(base as *mut Header);
@@ -182,7 +188,7 @@ impl Region {
             h.header_bytes = HEADER_BYTES as u32;
             h.ring_slots = ring_slots;
             h.live_slots = live_slots;
-            h.live_gens_max = live_generations(live_slots);
+            h.live_gens_max = gens_max;
             h.live_gens.store(1, Ordering::Relaxed);
             h.pid = pid;
             h.uid = libc::geteuid();
@@ -364,9 +370,8 @@ impl Region {
             h.live_growing.store(0, Ordering::Release);
             return true;
         }
-        let (first, n) = generation_span(self.live_slots, from);
-        let off = HEADER_BYTES + (self.ring_slots + first) * SLOT_BYTES;
-        let len = n * SLOT_BYTES;
+        let generation = self.live_generation(from);
+        let (off, len) = (generation.as_ptr() as usize - self.base as usize, std::mem::size_of_val(generation));
         // Reopened by path, not a descriptor kept open: a host that closes every
         // descriptor could have handed that number to one of its own files.
         let reserved = CString::new(self.path.as_os_str().as_bytes()).is_ok_and(|p| unsafe {
@@ -383,7 +388,7 @@ impl Region {
             return false;
         }
         // Best effort: without it (kernels before 5.14) the pages fault in on first use.
-        unsafe { libc::madvise(self.base.add(off) as *mut libc::c_void, len, MADV_POPULATE_WRITE) };
+        unsafe { libc::madvise(generation.as_ptr() as *mut libc::c_void, len, MADV_POPULATE_WRITE) };
         h.live_gens.store(from as u32 + 1, Ordering::Release);
         h.live_growing.store(0, Ordering::Release);
         true

@@ -395,8 +395,8 @@ impl BufferReader {
             f.size = Some(l.u64_at(imp, r.size));
             f.btype = u8::try_from(l.u32_at(imp, r.btype)).ok();
             f.device = l.u64_at(imp, r.device) as usize;
-            if r.check_device && self.device_kind(f.device) == DeviceKind::Unknown {
-                f.device = 0;
+            if r.check_device {
+                f.device = self.known_device(f.device);
             }
         }
         f
@@ -425,12 +425,7 @@ impl BufferReader {
         f.device = if let Some(g) = self.device_fn {
             g(buf)
         } else if let Some(o) = self.device_off {
-            let d = std::ptr::read_unaligned(buf.wrapping_add(o) as *const usize);
-            if self.device_kind(d) == DeviceKind::Unknown {
-                0
-            } else {
-                d
-            }
+            self.known_device(std::ptr::read_unaligned(buf.wrapping_add(o) as *const usize))
         } else {
             0
         };
@@ -476,6 +471,20 @@ impl BufferReader {
             return None;
         }
         self.unique_id_fn.map(|g| g(buf))
+    }
+
+    /// `dev` if its vptr is `Device`'s or `MeshDevice`'s, else 0 (a legacy device field is
+    /// proven by the ctor's store, not by what every `Buffer` holds there).
+    ///
+    /// # Safety
+    /// As for [`BufferReader::device_kind`].
+    #[inline]
+    unsafe fn known_device(&self, dev: usize) -> usize {
+        if self.device_kind(dev) == DeviceKind::Unknown {
+            0
+        } else {
+            dev
+        }
     }
 
     /// Classify an `IDevice*` by its vptr.
