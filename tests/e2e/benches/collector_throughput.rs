@@ -587,6 +587,14 @@ fn live_instructions(rep: &mut Report, q: bool) {
                 main = ir;
             }
         }
+        if let Some(keep) = std::env::var_os("TTALLOC_BENCH_KEEP_CALLGRIND") {
+            // For callgrind_annotate: DIR/<variant>/callgrind.out.*
+            let to = std::path::PathBuf::from(keep).join(format!("{v:?}"));
+            std::fs::create_dir_all(&to).expect("TTALLOC_BENCH_KEEP_CALLGRIND dir");
+            for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                std::fs::copy(e.path(), to.join(e.file_name())).expect("copy callgrind output");
+            }
+        }
         let m = main as f64 / s.events as f64;
         let m0 = *base.get_or_insert(m);
         let other = all - main;
