@@ -238,7 +238,7 @@ mod tests {
     fn waves(path: &std::path::Path) {
         let header = TraceHeader { magic: TRACE_MAGIC.into(), format_version: TRACE_FORMAT_VERSION, tool_version: "t".into(), host: "h".into(), collector_pid: 1, started_real_ns: 1, command: vec![] };
         let mut w = TraceWriter::new(std::io::BufWriter::new(std::fs::File::create(path).unwrap()), &header).unwrap();
-        w.write(&Record::Process(ProcessInfo { p: 0, pid: 9, start_ticks: 0, exe: "w".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() })).unwrap();
+        w.write(&Record::Process(Box::new(ProcessInfo { p: 0, pid: 9, start_ticks: 0, exe: "w".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() }))).unwrap();
         w.write(&Record::Mesh(MeshInfo { p: 0, slot: 0, mesh: 1, chips: (0..4).collect() })).unwrap();
         let mut seq = 0u64;
         let mut x = 12345u64;
@@ -267,7 +267,7 @@ mod tests {
             }
         }
         w.write(&Record::DeviceClose { ev: Ev { p: 0, seq, ts_ns: 1000 + seq * 10, tid: 1 }, chip: -2 }).unwrap();
-        w.write(&Record::ProcessEnd(ProcessEnd { p: 0, last_seq: seq, how: "exited".into(), dropped: 0, problems: vec![] })).unwrap();
+        w.write(&Record::ProcessEnd(Box::new(ProcessEnd { p: 0, last_seq: seq, how: "exited".into(), dropped: 0, problems: vec![] }))).unwrap();
         w.write(&Record::Footer(Footer::default())).unwrap();
         w.flush().unwrap();
     }

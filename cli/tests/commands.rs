@@ -249,7 +249,7 @@ fn rare_records_go_through_every_command() {
     use ttalloc_trace::*;
     let ev = |seq: u64| Ev { p: 0, seq, ts_ns: 1_000_000 + seq * 37, tid: 4242 };
     let recs = vec![
-        Record::Process(ProcessInfo { p: 0, pid: 10, start_ticks: 5, exe: "py<th>on".into(), created_mono_ns: 1, created_real_ns: 2, shim_info: "{}".into(), attach: "late-attach".into() }),
+        Record::Process(Box::new(ProcessInfo { p: 0, pid: 10, start_ticks: 5, exe: "py<th>on".into(), created_mono_ns: 1, created_real_ns: 2, shim_info: "{}".into(), attach: "late-attach".into() })),
         Record::Mesh(MeshInfo { p: 0, slot: 0, mesh: 0x5000, chips: (0..2).collect() }),
         Record::Alloc(AllocRec { ev: ev(0), chip: -2, btype: 0, flags: 0, object: 0x7f00_0000_1000, address: 0x40000, size: 4 << 20, page_size: 2048 }),
         Record::CbAlloc(CbRec { ev: ev(1), chip: 1, program: 0x9000, address: 0x1000, size: 4096, flags: ttalloc_ring::event::FLAG_GLOBAL_CB }),
@@ -261,7 +261,7 @@ fn rare_records_go_through_every_command() {
         Record::ResyncDrop { p: 0, alloc_seq: 0 },
         Record::ProgramEnd { ev: ev(6), program: 0x9000 },
         Record::DeviceClose { ev: ev(7), chip: -2 },
-        Record::ProcessEnd(ProcessEnd { p: 0, last_seq: 7, how: "killed".into(), dropped: 0, problems: vec![] }),
+        Record::ProcessEnd(Box::new(ProcessEnd { p: 0, last_seq: 7, how: "killed".into(), dropped: 0, problems: vec![] })),
         Record::Footer(Footer::default()),
     ];
     let d = tempfile::tempdir().unwrap();

@@ -32,7 +32,7 @@ fn golden_export_is_valid_and_complete_by_default() {
 fn busy(dir: &std::path::Path, events: u64) -> std::path::PathBuf {
     let path = dir.join("busy.trace");
     let mut w = TraceWriter::new(BufWriter::new(std::fs::File::create(&path).unwrap()), &header()).unwrap();
-    w.write(&Record::Process(ProcessInfo { p: 0, pid: 42, start_ticks: 0, exe: "busy".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() })).unwrap();
+    w.write(&Record::Process(Box::new(ProcessInfo { p: 0, pid: 42, start_ticks: 0, exe: "busy".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() }))).unwrap();
     let mut live: std::collections::VecDeque<u64> = Default::default();
     let mut x = 99u64;
     for seq in 0..events {
@@ -48,7 +48,7 @@ fn busy(dir: &std::path::Path, events: u64) -> std::path::PathBuf {
             live.push_back(seq);
         }
     }
-    w.write(&Record::ProcessEnd(ProcessEnd { p: 0, last_seq: events, how: "exited".into(), dropped: 0, problems: vec![] })).unwrap();
+    w.write(&Record::ProcessEnd(Box::new(ProcessEnd { p: 0, last_seq: events, how: "exited".into(), dropped: 0, problems: vec![] }))).unwrap();
     w.write(&Record::Footer(Footer::default())).unwrap();
     w.flush().unwrap();
     path

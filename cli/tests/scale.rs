@@ -18,7 +18,7 @@ const WINDOW: u64 = 2_000;
 fn generate(path: &std::path::Path, events: u64) -> u64 {
     let f = std::fs::File::create(path).unwrap();
     let mut w = TraceWriter::new(BufWriter::with_capacity(1 << 20, f), &header()).unwrap();
-    w.write(&Record::Process(ProcessInfo { p: 0, pid: 42, start_ticks: 0, exe: "big".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() })).unwrap();
+    w.write(&Record::Process(Box::new(ProcessInfo { p: 0, pid: 42, start_ticks: 0, exe: "big".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() }))).unwrap();
     w.write(&Record::Mesh(MeshInfo { p: 0, slot: 0, mesh: 1, chips: (0..8).collect() })).unwrap();
     let mut seq = 0u64;
     let mut live: std::collections::VecDeque<u64> = Default::default();
@@ -41,7 +41,7 @@ fn generate(path: &std::path::Path, events: u64) -> u64 {
         seq += 1;
         n += 1;
     }
-    w.write(&Record::ProcessEnd(ProcessEnd { p: 0, last_seq: seq - 1, how: "exited".into(), dropped: 0, problems: vec![] })).unwrap();
+    w.write(&Record::ProcessEnd(Box::new(ProcessEnd { p: 0, last_seq: seq - 1, how: "exited".into(), dropped: 0, problems: vec![] }))).unwrap();
     w.write(&Record::Footer(Footer { records: n + 3, processes: 1, ..Footer::default() })).unwrap();
     w.flush().unwrap();
     n

@@ -87,7 +87,7 @@ impl Session {
             (0, _) => "late-attach",
             _ => "restart-resync",
         };
-        out(Record::Process(ProcessInfo {
+        out(Record::Process(Box::new(ProcessInfo {
             p,
             pid: h.pid,
             start_ticks: h.start_ticks,
@@ -96,7 +96,7 @@ impl Session {
             created_real_ns: h.created_real_ns,
             shim_info: info,
             attach: attach.to_string(),
-        }));
+        })));
         let clock = (h.created_tsc != 0).then(|| TscToNs::new(h.created_tsc, h.created_mono_ns));
         let mut s = Session {
             name,
@@ -421,7 +421,7 @@ impl Session {
     pub fn end(&mut self, how: &str, out: Out) {
         let reader = RingReader::new(&self.region);
         let problems = self.region.problems();
-        out(Record::ProcessEnd(ProcessEnd {
+        out(Record::ProcessEnd(Box::new(ProcessEnd {
             p: self.p,
             last_seq: reader.tail(),
             how: how.to_string(),
@@ -431,7 +431,7 @@ impl Session {
                 .map(|p| (p.name().to_string(), problems[*p as usize]))
                 .filter(|(_, n)| *n > 0)
                 .collect(),
-        }));
+        })));
         self.finished = true;
     }
 }

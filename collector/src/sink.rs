@@ -19,7 +19,7 @@ pub struct Sink {
 impl Sink {
     pub fn new(out: Option<&Path>, header: TraceHeader) -> Result<Sink, String> {
         let mut model = Model::new();
-        model.apply(&Record::Header(header.clone()), &mut |_| {});
+        model.apply(&Record::Header(Box::new(header.clone())), &mut |_| {});
         let writer = match out {
             None => None,
             Some(path) => {

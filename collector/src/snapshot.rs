@@ -204,7 +204,7 @@ pub mod tests {
     }
 
     pub fn process(p: u32, pid: u32, exe: &str) -> Record {
-        Record::Process(ProcessInfo {
+        Record::Process(Box::new(ProcessInfo {
             p,
             pid,
             start_ticks: 1,
@@ -213,7 +213,7 @@ pub mod tests {
             created_real_ns: 0,
             shim_info: String::new(),
             attach: "from-start".into(),
-        })
+        }))
     }
 
     pub fn alloc(p: u32, seq: u64, chip: i32, t: BufferType, size: u64) -> Record {

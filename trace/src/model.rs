@@ -305,10 +305,10 @@ impl Model {
             }
         }
         match r {
-            Record::Header(h) => self.header = Some(h.clone()),
+            Record::Header(h) => self.header = Some((**h).clone()),
             Record::Footer(f) => self.footer = Some(f.clone()),
-            Record::Process(i) => self.proc_mut(i.p).info = Some(i.clone()),
-            Record::ProcessEnd(e) => self.proc_mut(e.p).end = Some(e.clone()),
+            Record::Process(i) => self.proc_mut(i.p).info = Some((**i).clone()),
+            Record::ProcessEnd(e) => self.proc_mut(e.p).end = Some((**e).clone()),
             Record::Mesh(m) => {
                 self.proc_mut(m.p).meshes.insert(m.slot, m.chips.as_slice().into());
             }

@@ -473,10 +473,10 @@ fn decode_rare(t: u8, c: &mut Cur<'_, true>, prev: &mut Vec<Prev>) -> Result<Rec
             }
             let body = c.take(n as usize)?;
             let r = match t {
-                tag::HEADER => rmp_serde::from_slice(body).map(Record::Header),
-                tag::PROCESS => rmp_serde::from_slice::<ProcessInfo>(body).map(Record::Process),
+                tag::HEADER => rmp_serde::from_slice(body).map(|h| Record::Header(Box::new(h))),
+                tag::PROCESS => rmp_serde::from_slice::<ProcessInfo>(body).map(|i| Record::Process(Box::new(i))),
                 tag::MESH => rmp_serde::from_slice::<MeshInfo>(body).map(Record::Mesh),
-                tag::PROCESS_END => rmp_serde::from_slice(body).map(Record::ProcessEnd),
+                tag::PROCESS_END => rmp_serde::from_slice(body).map(|e| Record::ProcessEnd(Box::new(e))),
                 _ => rmp_serde::from_slice(body).map(Record::Footer),
             };
             let r = r.map_err(|e| Body(e.to_string()))?;
@@ -570,7 +570,7 @@ mod tests {
         let header = TraceHeader { magic: TRACE_MAGIC.into(), format_version: 1, tool_version: "old".into(), host: "h".into(), collector_pid: 1, started_real_ns: 0, command: vec![] };
         let mut w = TraceWriter::new(Vec::new(), &header).unwrap();
         let process = ProcessInfo { p: 0, pid: 9, start_ticks: 1, exe: "x".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() };
-        w.write(&Record::Process(process.clone())).unwrap();
+        w.write(&Record::Process(Box::new(process.clone()))).unwrap();
         let mut b = w.into_inner();
         let v1_ev = |b: &mut Vec<u8>, t: u8, extra: u32, dseq: i64, tid: u64| {
             mp::array_len(b, 5 + extra);
@@ -601,7 +601,7 @@ mod tests {
         assert_eq!(
             got[1..],
             [
-                Record::Process(process),
+                Record::Process(Box::new(process)),
                 alloc(1, 0x7f00_0000_2000),
                 alloc(2, 0x7f00_0000_1000),
                 cb(3),

@@ -62,7 +62,7 @@ impl<W: Write> TraceWriter<W> {
     /// Starts a trace with its header.
     pub fn new(out: W, header: &TraceHeader) -> io::Result<Self> {
         let mut w = TraceWriter { out, prev: Vec::new(), records: 0, bytes: 0, scratch: Vec::with_capacity(256), fixed: mp::Fixed::new() };
-        w.write(&Record::Header(header.clone()))?;
+        w.write(&Record::Header(Box::new(header.clone())))?;
         Ok(w)
     }
 

@@ -19,7 +19,7 @@ fn ev(p: u32, seq: u64) -> Ev {
 
 pub fn sample() -> Vec<Record> {
     vec![
-        Record::Process(ProcessInfo { p: 0, pid: 10, start_ticks: 5, exe: "python".into(), created_mono_ns: 1, created_real_ns: 2, shim_info: "{}".into(), attach: "from-start".into() }),
+        Record::Process(Box::new(ProcessInfo { p: 0, pid: 10, start_ticks: 5, exe: "python".into(), created_mono_ns: 1, created_real_ns: 2, shim_info: "{}".into(), attach: "from-start".into() })),
         Record::Mesh(MeshInfo { p: 0, slot: 0, mesh: 0x5000, chips: (0..8).collect() }),
         Record::Alloc(AllocRec { ev: ev(0, 0), chip: -2, btype: 0, flags: 0, object: 0x7f00_0000_1000, address: 0x40000, size: 4 << 20, page_size: 2048 }),
         Record::CbAlloc(CbRec { ev: ev(0, 1), chip: 3, program: 0x9000, address: 0x1000, size: 4096, flags: 0 }),
@@ -33,7 +33,7 @@ pub fn sample() -> Vec<Record> {
         Record::Gap { p: 0, after_seq: 8, lost: 3 },
         Record::Resync { p: 0, at_seq: 12, reason: "late-attach".into() },
         Record::ResyncDrop { p: 0, alloc_seq: 7 },
-        Record::ProcessEnd(ProcessEnd { p: 0, last_seq: 8, how: "exited".into(), dropped: 3, problems: vec![("reentry".into(), 1)] }),
+        Record::ProcessEnd(Box::new(ProcessEnd { p: 0, last_seq: 8, how: "exited".into(), dropped: 3, problems: vec![("reentry".into(), 1)] })),
         Record::Footer(Footer { records: 17, processes: 1, dropped: 3, unknown_frees: 1, ended_real_ns: 9 }),
     ]
 }
@@ -51,7 +51,7 @@ fn every_record_kind_round_trips() {
     let recs = sample();
     let bytes = encode(&recs);
     let mut rd = TraceReader::new(Cursor::new(bytes));
-    assert_eq!(rd.next_record().unwrap(), Some(Record::Header(header())));
+    assert_eq!(rd.next_record().unwrap(), Some(Record::Header(Box::new(header()))));
     let got: Vec<Record> = rd.by_ref().map(|r| r.unwrap()).collect();
     assert_eq!(got, recs);
     assert!(rd.complete);
@@ -134,7 +134,7 @@ fn many(n: u64) -> Vec<Record> {
     recs.pop(); // the footer goes last
     // Processes 1 and 2 are announced before their records (the reader requires it).
     for p in 1..3 {
-        recs.push(Record::Process(ProcessInfo { p, pid: 10 + p, start_ticks: 5, exe: "python".into(), created_mono_ns: 1, created_real_ns: 2, shim_info: "{}".into(), attach: "from-start".into() }));
+        recs.push(Record::Process(Box::new(ProcessInfo { p, pid: 10 + p, start_ticks: 5, exe: "python".into(), created_mono_ns: 1, created_real_ns: 2, shim_info: "{}".into(), attach: "from-start".into() })));
     }
     for i in 0..n {
         let seq = 100 + 2 * i;

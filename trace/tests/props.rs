@@ -50,7 +50,7 @@ fn record() -> impl Strategy<Value = Record> {
         (0u32..4, any::<u64>(), any::<u64>()).prop_map(|(p, after_seq, lost)| Record::Gap { p, after_seq, lost }),
         (0u32..4, any::<u64>(), text()).prop_map(|(p, at_seq, reason)| Record::Resync { p, at_seq, reason }),
         (0u32..4, any::<u64>()).prop_map(|(p, alloc_seq)| Record::ResyncDrop { p, alloc_seq }),
-        (0u32..4, any::<u32>(), any::<u64>(), text(), text()).prop_map(|(p, pid, start_ticks, exe, attach)| Record::Process(ProcessInfo {
+        (0u32..4, any::<u32>(), any::<u64>(), text(), text()).prop_map(|(p, pid, start_ticks, exe, attach)| Record::Process(Box::new(ProcessInfo {
             p,
             pid,
             start_ticks,
@@ -59,11 +59,11 @@ fn record() -> impl Strategy<Value = Record> {
             created_real_ns: 2,
             shim_info: "{}".into(),
             attach
-        })),
+        }))),
         (0u32..4, any::<u32>(), any::<u64>(), prop::collection::vec(any::<i32>(), 0..64))
             .prop_map(|(p, slot, mesh, chips)| Record::Mesh(MeshInfo { p, slot, mesh, chips })),
         (0u32..4, any::<u64>(), text(), any::<u64>(), prop::collection::vec((text(), any::<u64>()), 0..4))
-            .prop_map(|(p, last_seq, how, dropped, problems)| Record::ProcessEnd(ProcessEnd { p, last_seq, how, dropped, problems })),
+            .prop_map(|(p, last_seq, how, dropped, problems)| Record::ProcessEnd(Box::new(ProcessEnd { p, last_seq, how, dropped, problems }))),
         (any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(records, processes, dropped, unknown_frees, ended_real_ns)| {
             Record::Footer(Footer { records, processes, dropped, unknown_frees, ended_real_ns })
         }),
@@ -73,7 +73,7 @@ fn record() -> impl Strategy<Value = Record> {
 /// The processes every generated record may name (a trace announces a process before its records).
 fn with_processes(mut records: Vec<Record>) -> Vec<Record> {
     let procs = (0..4).map(|p| {
-        Record::Process(ProcessInfo { p, pid: 100 + p, start_ticks: 0, exe: "x".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() })
+        Record::Process(Box::new(ProcessInfo { p, pid: 100 + p, start_ticks: 0, exe: "x".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() }))
     });
     records.splice(0..0, procs);
     records
@@ -94,7 +94,7 @@ proptest! {
     fn write_then_read_is_identity(records in prop::collection::vec(record(), 0..64).prop_map(with_processes)) {
         let bytes = encode(&records);
         let mut rd = TraceReader::new(Cursor::new(bytes));
-        prop_assert_eq!(rd.next_record().unwrap(), Some(Record::Header(header())));
+        prop_assert_eq!(rd.next_record().unwrap(), Some(Record::Header(Box::new(header()))));
         let got: Vec<Record> = rd.by_ref().map(|r| r.unwrap()).collect();
         prop_assert_eq!(&got, &records);
         prop_assert_eq!(rd.complete, records.iter().any(|r| matches!(r, Record::Footer(_))));

@@ -87,7 +87,7 @@ fn cb(ev: Ev, program: u64, address: u64, size: u64) -> Record {
 pub fn golden_records() -> Vec<Record> {
     let mesh = |p| Record::Mesh(MeshInfo { p, slot: 0, mesh: 0x5000 + p as u64, chips: (0..8).collect() });
     let proc_ = |p, pid, exe: &str| {
-        Record::Process(ProcessInfo { p, pid, start_ticks: 5, exe: exe.into(), created_mono_ns: 1, created_real_ns: 2, shim_info: "{}".into(), attach: "from-start".into() })
+        Record::Process(Box::new(ProcessInfo { p, pid, start_ticks: 5, exe: exe.into(), created_mono_ns: 1, created_real_ns: 2, shim_info: "{}".into(), attach: "from-start".into() }))
     };
     vec![
         proc_(0, 100, "/usr/bin/python3"),
@@ -111,12 +111,12 @@ pub fn golden_records() -> Vec<Record> {
         Record::Gap { p: 0, after_seq: 11, lost: 2 },
         alloc(ev1(2, 1_011_500_000), 5, BufferType::Trace, 0, 0xC8, 0x0, 512 * KIB, 4096),
         Record::Free { ev: ev1(3, 1_011_600_000), alloc_seq: 99 },
-        Record::ProcessEnd(ProcessEnd { p: 1, last_seq: 3, how: "exited".into(), dropped: 0, problems: vec![] }),
+        Record::ProcessEnd(Box::new(ProcessEnd { p: 1, last_seq: 3, how: "exited".into(), dropped: 0, problems: vec![] })),
         Record::Free { ev: ev0(14), alloc_seq: 0 },
         Record::Free { ev: ev0(15), alloc_seq: 6 },
         Record::ProgramEnd { ev: ev0(16), program: 0xA2 },
         Record::DeviceClose { ev: ev0(17), chip: -2 },
-        Record::ProcessEnd(ProcessEnd { p: 0, last_seq: 17, how: "exited".into(), dropped: 2, problems: vec![("reentry".into(), 1)] }),
+        Record::ProcessEnd(Box::new(ProcessEnd { p: 0, last_seq: 17, how: "exited".into(), dropped: 2, problems: vec![("reentry".into(), 1)] })),
         Record::Footer(Footer { records: 29, processes: 2, dropped: 2, unknown_frees: 1, ended_real_ns: 9 }),
     ]
 }
@@ -128,12 +128,12 @@ pub fn golden() -> Vec<u8> {
 /// One process, one DRAM buffer of `size` on chip 0 (allocated then freed).
 pub fn single(size: u64) -> Vec<u8> {
     encode(&[
-        Record::Process(ProcessInfo { p: 0, pid: 1, start_ticks: 0, exe: "x".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() }),
+        Record::Process(Box::new(ProcessInfo { p: 0, pid: 1, start_ticks: 0, exe: "x".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() })),
         alloc(Ev { p: 0, seq: 0, ts_ns: 10, tid: 1 }, 0, BufferType::Dram, 0, 1, 0x1000, size, 2048),
         alloc(Ev { p: 0, seq: 1, ts_ns: 20, tid: 1 }, 0, BufferType::L1, 0, 2, 0x1000, 4096, 2048),
         Record::Free { ev: Ev { p: 0, seq: 2, ts_ns: 30, tid: 1 }, alloc_seq: 0 },
         Record::Free { ev: Ev { p: 0, seq: 3, ts_ns: 40, tid: 1 }, alloc_seq: 1 },
-        Record::ProcessEnd(ProcessEnd { p: 0, last_seq: 3, how: "exited".into(), dropped: 0, problems: vec![] }),
+        Record::ProcessEnd(Box::new(ProcessEnd { p: 0, last_seq: 3, how: "exited".into(), dropped: 0, problems: vec![] })),
         Record::Footer(Footer::default()),
     ])
 }

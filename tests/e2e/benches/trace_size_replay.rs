@@ -165,7 +165,7 @@ fn synthesize(path: &Path, events: u64, max_live: usize) -> u64 {
     let f = std::fs::File::create(path).unwrap();
     let header = bench_header("synthetic");
     let mut w = TraceWriter::new(BufWriter::with_capacity(1 << 20, f), &header).unwrap();
-    w.write(&Record::Process(ProcessInfo {
+    w.write(&Record::Process(Box::new(ProcessInfo {
         p: 0,
         pid: 4242,
         start_ticks: 1,
@@ -174,7 +174,7 @@ fn synthesize(path: &Path, events: u64, max_live: usize) -> u64 {
         created_real_ns: 1,
         shim_info: "{}".into(),
         attach: "from-start".into(),
-    }))
+    })))
     .unwrap();
     let mut rng = Lcg(7);
     // (object, alloc seq) of live buffers
@@ -208,7 +208,7 @@ fn synthesize(path: &Path, events: u64, max_live: usize) -> u64 {
             w.write(&Record::Free { ev, alloc_seq: aseq }).unwrap();
         }
     }
-    w.write(&Record::ProcessEnd(ProcessEnd { p: 0, last_seq: events, how: "exited".into(), dropped: 0, problems: vec![] })).unwrap();
+    w.write(&Record::ProcessEnd(Box::new(ProcessEnd { p: 0, last_seq: events, how: "exited".into(), dropped: 0, problems: vec![] }))).unwrap();
     w.write(&Record::Footer(Footer { records: w.records() + 1, processes: 1, dropped: 0, unknown_frees: 0, ended_real_ns: 2 })).unwrap();
     w.flush().unwrap();
     w.bytes()
@@ -367,7 +367,7 @@ fn synthesize_window(path: &Path, events: u64) -> u64 {
     const WINDOW: u64 = 2_000;
     let header = bench_header("window");
     let mut w = TraceWriter::new(BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap()), &header).unwrap();
-    w.write(&Record::Process(ProcessInfo { p: 0, pid: 42, start_ticks: 0, exe: "big".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() })).unwrap();
+    w.write(&Record::Process(Box::new(ProcessInfo { p: 0, pid: 42, start_ticks: 0, exe: "big".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() }))).unwrap();
     w.write(&Record::Mesh(MeshInfo { p: 0, slot: 0, mesh: 1, chips: (0..8).collect() })).unwrap();
     let mut live: std::collections::VecDeque<u64> = Default::default();
     let ev = |seq: u64| Ev { p: 0, seq, ts_ns: 1_000_000_000 + seq * 500, tid: 7 };
@@ -385,7 +385,7 @@ fn synthesize_window(path: &Path, events: u64) -> u64 {
             live.push_back(i);
         }
     }
-    w.write(&Record::ProcessEnd(ProcessEnd { p: 0, last_seq: events - 1, how: "exited".into(), dropped: 0, problems: vec![] })).unwrap();
+    w.write(&Record::ProcessEnd(Box::new(ProcessEnd { p: 0, last_seq: events - 1, how: "exited".into(), dropped: 0, problems: vec![] }))).unwrap();
     w.write(&Record::Footer(Footer { records: events + 3, processes: 1, ..Footer::default() })).unwrap();
     w.flush().unwrap();
     w.bytes()

@@ -85,7 +85,7 @@ fn seed_with(big: u64) -> Vec<u8> {
     };
     let ev = |seq: u64| Ev { p: 0, seq, ts_ns: 1_000 + seq * 10, tid: 7 };
     let records = vec![
-        Record::Process(ProcessInfo { p: 0, pid: 10, start_ticks: 5, exe: "python".into(), created_mono_ns: 1, created_real_ns: 2, shim_info: "{}".into(), attach: "from-start".into() }),
+        Record::Process(Box::new(ProcessInfo { p: 0, pid: 10, start_ticks: 5, exe: "python".into(), created_mono_ns: 1, created_real_ns: 2, shim_info: "{}".into(), attach: "from-start".into() })),
         Record::Mesh(MeshInfo { p: 0, slot: 0, mesh: 0x5000, chips: vec![0, 1, 2, 3] }),
         Record::Alloc(AllocRec { ev: ev(0), chip: -2, btype: 0, flags: 0, object: 0x1000, address: 0x40000, size: big, page_size: 2048 }),
         Record::Alloc(AllocRec { ev: ev(1), chip: 1, btype: 1, flags: 0, object: 0x2000, address: big - 4096, size: big, page_size: 1024 }),
@@ -101,7 +101,7 @@ fn seed_with(big: u64) -> Vec<u8> {
         Record::Alloc(AllocRec { ev: ev(13), chip: 2, btype: 3, flags: FLAG_RESYNC, object: 0x3000, address: 0x100, size: 64, page_size: 0 }),
         Record::ResyncDrop { p: 0, alloc_seq: 13 },
         Record::DeviceClose { ev: ev(14), chip: -2 },
-        Record::ProcessEnd(ProcessEnd { p: 0, last_seq: 14, how: "exited".into(), dropped: 3, problems: vec![("reentry".into(), 1)] }),
+        Record::ProcessEnd(Box::new(ProcessEnd { p: 0, last_seq: 14, how: "exited".into(), dropped: 3, problems: vec![("reentry".into(), 1)] })),
         Record::Footer(Footer { records: 19, processes: 1, dropped: 3, unknown_frees: 1, ended_real_ns: 9 }),
     ];
     let mut w = TraceWriter::new(Vec::new(), &header).expect("in memory");

@@ -72,7 +72,7 @@ fn trace(records: &[Record]) -> Vec<u8> {
 }
 
 fn process(p: u32) -> Record {
-    Record::Process(ProcessInfo { p, pid: 1, start_ticks: 0, exe: "x".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() })
+    Record::Process(Box::new(ProcessInfo { p, pid: 1, start_ticks: 0, exe: "x".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() }))
 }
 
 fn refused(data: &[u8], offset: u64, what: &str) {
