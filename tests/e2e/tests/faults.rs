@@ -542,14 +542,16 @@ fn trace_disk_full() {
 
     let r = replay(&trace);
     assert!(!r.complete);
-    let cut = r.cut.expect("the trace ends inside a record");
-    assert!(cut <= 64 * 1024);
+    assert!(std::fs::metadata(&trace).unwrap().len() <= 64 * 1024);
     let o = Command::new(artefact("ttalloc")).arg("replay").arg(&trace).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(
-        stderr(&o),
-        format!("ttalloc: {}: warning: trace cut short inside a record at byte offset {cut}; replayed up to there\n", trace.display())
-    );
+    let warning = match r.cut {
+        Some(cut) => format!("ttalloc: {}: warning: trace cut short inside a record at byte offset {cut}; replayed up to there\n", trace.display()),
+        // Records average ≈ 16 bytes: about one run in 16 the disk fills exactly
+        // where a record ends, and the trace just lacks its footer.
+        None => String::new(),
+    };
+    assert_eq!(stderr(&o), warning);
     assert!(stdout(&o).contains("incomplete"), "{}", stdout(&o));
     let lost = n - ring_events(&r);
     report("trace disk full (64 KiB tmpfs for --out)", 1, 1, 1, lost, "the collector's summary counts every event; the trace says where it was cut", 0);
