@@ -330,8 +330,14 @@ impl Session {
         };
         match kind {
             Kind::Alloc => {
-                match self.buffers.get(&b.object) {
-                    Some(h) if in_window && h.seq >= e.seq => return,
+                // One probe: the new entry goes in, and whatever it replaces is looked at.
+                let held = HeldBuffer { seq: e.seq, id: e.seq, chip: b.chip };
+                match self.buffers.insert(b.object, held) {
+                    Some(h) if in_window && h.seq >= e.seq => {
+                        // Already announced by the snapshot: keep that entry.
+                        self.buffers.insert(b.object, h);
+                        return;
+                    }
                     Some(h) => {
                         // Still held: its free was lost. Say so before reusing the key.
                         out(Record::ResyncDrop { p: self.p, alloc_seq: h.id });
@@ -349,19 +355,21 @@ impl Session {
                     size: b.size,
                     page_size: b.page_size,
                 }));
-                self.buffers.insert(b.object, HeldBuffer { seq: e.seq, id: e.seq, chip: b.chip });
             }
-            Kind::Free => match self.buffers.get(&b.object).copied() {
-                Some(h) if h.seq <= e.seq => {
-                    self.buffers.remove(&b.object);
-                    out(Record::Free { ev, alloc_seq: h.id });
-                }
-                _ if in_window || absorbing => self.absorbed += 1,
-                Some(_) => {}
-                None => {
-                    self.unknown_frees += 1;
-                    let chip = self.chip(b.chip, out);
-                    out(Record::UnknownFree { ev, object: b.object, chip, btype: b.btype, address: b.address, size: b.size });
+            // One probe: the entry comes out, and goes back in the rare case it is newer.
+            Kind::Free => match self.buffers.remove(&b.object) {
+                Some(h) if h.seq <= e.seq => out(Record::Free { ev, alloc_seq: h.id }),
+                held => {
+                    if let Some(h) = held {
+                        self.buffers.insert(b.object, h);
+                    }
+                    if in_window || absorbing {
+                        self.absorbed += 1;
+                    } else if held.is_none() {
+                        self.unknown_frees += 1;
+                        let chip = self.chip(b.chip, out);
+                        out(Record::UnknownFree { ev, object: b.object, chip, btype: b.btype, address: b.address, size: b.size });
+                    }
                 }
             },
             Kind::CbAlloc | Kind::DfbAlloc => {
