@@ -153,15 +153,51 @@ impl Live {
     }
 }
 
+/// The last (process, chip, type)s seen, direct-mapped to their `usage` and
+/// `proc_usage` handles: a workload allocates on a handful of (chip, type)s,
+/// and the two hash probes per allocation were a tenth of the model's time.
+#[derive(Clone, Debug)]
+struct SlotCache([(u32, i32, BufferType, [u32; 2]); SlotCache::LEN]);
+
+impl Default for SlotCache {
+    fn default() -> Self {
+        // No process has index u32::MAX: every entry starts empty.
+        SlotCache([(u32::MAX, 0, BufferType::Unknown, NO_SLOTS); SlotCache::LEN])
+    }
+}
+
+impl SlotCache {
+    const LEN: usize = 64;
+
+    #[inline]
+    fn slots(
+        &mut self,
+        usage: &mut UsageMap<(i32, BufferType)>,
+        proc_usage: &mut UsageMap<(u32, i32, BufferType)>,
+        p: u32,
+        chip: i32,
+        t: BufferType,
+    ) -> [u32; 2] {
+        let i = ((chip as u32).wrapping_mul(8) ^ t as u32 ^ p.wrapping_mul(131)) as usize % Self::LEN;
+        let e = &mut self.0[i];
+        if (e.0, e.1, e.2) != (p, chip, t) {
+            *e = (p, chip, t, [usage.slot((chip, t)), proc_usage.slot((p, chip, t))]);
+        }
+        e.3
+    }
+}
+
 /// The process-wide and per-process usage of (chip, type), updated together.
 fn both<'a>(
     usage: &'a mut UsageMap<(i32, BufferType)>,
     proc_usage: &'a mut UsageMap<(u32, i32, BufferType)>,
+    cache: &mut SlotCache,
     p: u32,
     chip: i32,
     t: BufferType,
 ) -> [&'a mut Usage; 2] {
-    [usage.entry((chip, t)), proc_usage.entry((p, chip, t))]
+    let [u, pu] = cache.slots(usage, proc_usage, p, chip, t);
+    [usage.at(u), proc_usage.at(pu)]
 }
 
 /// [`both`] for a buffer: through its handles (`Live::usage_slots`) when it
@@ -169,13 +205,14 @@ fn both<'a>(
 fn buffer_usage<'a>(
     usage: &'a mut UsageMap<(i32, BufferType)>,
     proc_usage: &'a mut UsageMap<(u32, i32, BufferType)>,
+    cache: &mut SlotCache,
     slots: [u32; 2],
     p: u32,
     chip: i32,
     t: BufferType,
 ) -> [&'a mut Usage; 2] {
     if slots == NO_SLOTS {
-        both(usage, proc_usage, p, chip, t)
+        both(usage, proc_usage, cache, p, chip, t)
     } else {
         [usage.at(slots[0]), proc_usage.at(slots[1])]
     }
@@ -227,6 +264,7 @@ pub struct Model {
     pub records: u64,
     /// Keep the live set only: no usage accounting (see `live_only`).
     live_only: bool,
+    slot_cache: SlotCache,
 }
 
 impl Model {
@@ -425,7 +463,7 @@ impl Model {
         let (lkind, btype, object, bytes, hooked) = (live.kind, live.btype, live.object, live.bytes(), live.hooked);
         if let Chips::One(chip) = chips {
             if lkind == LiveKind::Buffer && !self.live_only {
-                live.usage_slots = [self.usage.slot((chip, btype)), self.proc_usage.slot((p, chip, btype))];
+                live.usage_slots = self.slot_cache.slots(&mut self.usage, &mut self.proc_usage, p, chip, btype);
             }
         }
         let slots = live.usage_slots;
@@ -446,7 +484,7 @@ impl Model {
             if self.live_only {
                 // no accounting
             } else if lkind == LiveKind::Buffer {
-                for u in buffer_usage(&mut self.usage, &mut self.proc_usage, slots, p, chip, btype) {
+                for u in buffer_usage(&mut self.usage, &mut self.proc_usage, &mut self.slot_cache, slots, p, chip, btype) {
                     u.allocs += 1;
                     u.live_count += 1;
                     u.hooked_allocs += hooked as u64;
@@ -522,7 +560,7 @@ impl Model {
             if self.live_only {
                 // no accounting
             } else if live.kind == LiveKind::Buffer {
-                for u in buffer_usage(&mut self.usage, &mut self.proc_usage, live.usage_slots, p, chip, live.btype) {
+                for u in buffer_usage(&mut self.usage, &mut self.proc_usage, &mut self.slot_cache, live.usage_slots, p, chip, live.btype) {
                     u.frees += 1;
                     u.live_count = u.live_count.saturating_sub(1);
                     u.close_released += (kind == ChipKind::CloseRelease) as u64;
@@ -568,7 +606,7 @@ impl Model {
         } else {
             st.cb_bytes.insert((chip, program), new);
         }
-        for u in both(&mut self.usage, &mut self.proc_usage, p, chip, BufferType::Cb) {
+        for u in both(&mut self.usage, &mut self.proc_usage, &mut self.slot_cache, p, chip, BufferType::Cb) {
             if count > 0 {
                 u.allocs += 1;
                 u.live_count += 1;
@@ -588,5 +626,29 @@ impl Model {
     /// Every live allocation, as (process, allocation).
     pub fn live(&self) -> impl Iterator<Item = (u32, &Live)> {
         self.procs.iter().enumerate().flat_map(|(p, s)| s.live.values().map(move |l| (p as u32, l)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys that share a cache entry evict each other; every answer is the key's own handles.
+    #[test]
+    fn slot_cache_answers_for_the_key_asked() {
+        let (mut usage, mut proc_usage, mut cache) = (UsageMap::new(), UsageMap::new(), SlotCache::default());
+        let types = [BufferType::Dram, BufferType::L1, BufferType::Cb];
+        let keys: Vec<(u32, i32, BufferType)> =
+            (0..3u32).flat_map(|p| (-3..40).flat_map(move |c| types.map(|t| (p, c, t)))).collect();
+        assert!(keys.len() > 4 * SlotCache::LEN);
+        for round in 0..3 {
+            for (i, &(p, c, t)) in keys.iter().enumerate() {
+                let (p, c, t) = if round == 1 { keys[keys.len() - 1 - i] } else { (p, c, t) };
+                let got = cache.slots(&mut usage, &mut proc_usage, p, c, t);
+                assert_eq!(got, [usage.slot((c, t)), proc_usage.slot((p, c, t))], "{p} {c} {t:?}");
+            }
+        }
+        assert_eq!(usage.len(), 43 * 3);
+        assert_eq!(proc_usage.len(), keys.len());
     }
 }

@@ -68,13 +68,6 @@ impl<K: Copy + Ord + Hash> UsageMap<K> {
         Self::default()
     }
 
-    /// The usage of `key`, created empty if new.
-    #[inline]
-    pub(crate) fn entry(&mut self, key: K) -> &mut Usage {
-        let i = self.slot(key);
-        &mut self.slots[i as usize]
-    }
-
     /// Where the usage of `key` is kept (created empty if new): a handle that
     /// stays valid for the map's life, so a release can skip the hash probe.
     #[inline]
