@@ -7,9 +7,19 @@
 //! `write_array_len` produce (checked by the tests below).
 
 /// Where encoded bytes go.
-pub trait Put {
+pub trait Put: Sized {
     fn push(&mut self, byte: u8);
     fn extend_from_slice(&mut self, bytes: &[u8]);
+    /// [`uint`]; a sink may write it faster.
+    #[inline]
+    fn uint(&mut self, v: u64) {
+        uint_bytewise(self, v)
+    }
+    /// [`sint`]; a sink may write it faster.
+    #[inline]
+    fn sint(&mut self, v: i64) {
+        sint_bytewise(self, v)
+    }
 }
 
 impl Put for Vec<u8> {
@@ -23,15 +33,26 @@ impl Put for Vec<u8> {
     }
 }
 
-/// One hot record being encoded: at most 16 fields of at most 9 bytes.
+/// One hot record being encoded: at most 16 fields of at most 9 bytes (and
+/// room for an 8-byte store past the last one).
 pub struct Fixed {
-    buf: [u8; 160],
+    buf: [u8; 168],
     len: usize,
 }
 
 impl Fixed {
     pub fn new() -> Self {
-        Fixed { buf: [0; 160], len: 0 }
+        Fixed { buf: [0; 168], len: 0 }
+    }
+
+    /// A marker and the low `n` bytes of `v`, big-endian, with one 8-byte store
+    /// instead of a byte at a time: the collector encodes ≈ 8 integers per event.
+    #[inline(always)]
+    fn marked(&mut self, marker: u8, n: usize, v: u64) {
+        let at = self.len;
+        self.buf[at] = marker;
+        self.buf[at + 1..at + 9].copy_from_slice(&(v << (64 - 8 * n)).to_be_bytes());
+        self.len = at + 1 + n;
     }
     pub fn clear(&mut self) {
         self.len = 0;
@@ -52,10 +73,43 @@ impl Put for Fixed {
         self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
         self.len += bytes.len();
     }
+    #[inline(always)]
+    fn uint(&mut self, v: u64) {
+        match v {
+            0..=0x7f => self.push(v as u8),
+            0x80..=0xff => self.marked(0xcc, 1, v),
+            0x100..=0xffff => self.marked(0xcd, 2, v),
+            0x1_0000..=0xffff_ffff => self.marked(0xce, 4, v),
+            _ => self.marked(0xcf, 8, v),
+        }
+    }
+    #[inline(always)]
+    fn sint(&mut self, v: i64) {
+        match v {
+            -32..=0x7f => self.push(v as u8),
+            0x80.. => self.uint(v as u64),
+            -0x80..=-33 => self.marked(0xd0, 1, v as u64),
+            -0x8000..=-0x81 => self.marked(0xd1, 2, v as u64),
+            -0x8000_0000..=-0x8001 => self.marked(0xd2, 4, v as u64),
+            _ => self.marked(0xd3, 8, v as u64),
+        }
+    }
+}
+
+/// A msgpack unsigned integer in the fewest bytes.
+#[inline]
+pub fn uint<P: Put>(b: &mut P, v: u64) {
+    b.uint(v)
+}
+
+/// A msgpack signed integer in the fewest bytes (non-negative ones as unsigned).
+#[inline]
+pub fn sint<P: Put>(b: &mut P, v: i64) {
+    b.sint(v)
 }
 
 #[inline]
-pub fn uint<P: Put>(b: &mut P, v: u64) {
+fn uint_bytewise<P: Put>(b: &mut P, v: u64) {
     if v < 128 {
         b.push(v as u8);
     } else if v <= u8::MAX as u64 {
@@ -73,9 +127,9 @@ pub fn uint<P: Put>(b: &mut P, v: u64) {
 }
 
 #[inline]
-pub fn sint<P: Put>(b: &mut P, v: i64) {
+fn sint_bytewise<P: Put>(b: &mut P, v: i64) {
     if v >= 0 {
-        uint(b, v as u64);
+        uint_bytewise(b, v as u64);
     } else if v >= -32 {
         b.push(v as i8 as u8);
     } else if v >= i8::MIN as i64 {
