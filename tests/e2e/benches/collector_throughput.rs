@@ -196,9 +196,9 @@ fn metrics_addr(line: &str) -> String {
 
 /// Starts the collector with `live` on, under `wrap` (e.g. valgrind) if not
 /// empty; returns it and its metrics address (if any).
-fn start_live(shm: &std::path::Path, trace: &std::path::Path, out: &std::path::Path, live: Live, wrap: &[String]) -> (Proc, Option<String>) {
+fn start_live(exe: &std::path::Path, shm: &std::path::Path, trace: &std::path::Path, out: &std::path::Path, live: Live, wrap: &[String]) -> (Proc, Option<String>) {
     let mut args: Vec<String> = wrap.to_vec();
-    args.push(artefact("ttalloc-collect").display().to_string());
+    args.push(exe.display().to_string());
     args.extend(["--shm-dir".into(), shm.display().to_string(), "--out".into(), trace.display().to_string(), "-q".into()]);
     if matches!(live, Live::Table | Live::Screen | Live::Both) {
         args.push("--monitor".into());
@@ -252,14 +252,15 @@ impl Rig {
     }
 
     fn with(live: Live) -> Rig {
-        Rig::wrapped(live, &[])
+        Rig::wrapped(&artefact("ttalloc-collect"), live, &[])
     }
 
-    fn wrapped(live: Live, wrap: &[String]) -> Rig {
+    /// `exe` (this build's `ttalloc-collect` or a baseline's) under `wrap`.
+    fn wrapped(exe: &std::path::Path, live: Live, wrap: &[String]) -> Rig {
         let shm = shm_dir();
         let out = tempfile::tempdir().expect("tempdir");
         let region = Arc::new(region_in(shm.path()));
-        let (collector, addr) = start_live(shm.path(), &out.path().join("t.msgpack"), out.path(), live, wrap);
+        let (collector, addr) = start_live(exe, shm.path(), &out.path().join("t.msgpack"), out.path(), live, wrap);
         let scraper = addr.map(|a| Scraper::start(a, live.scrape_every()));
         // Wait until the collector claimed the region (it scans every 100 ms).
         let t0 = Instant::now();
@@ -361,18 +362,18 @@ fn thread_cpu(pid: u32) -> Option<Duration> {
     Some(Duration::from_nanos(ticks * 1_000_000_000 / hz.max(1)))
 }
 
-/// Back-pressured producers: wait for room instead of dropping.
-fn saturation(threads: u64, total: u64) -> Sat {
-    saturation_with(threads, total, Live::Off)
+/// Back-pressured producers: wait for room instead of dropping; `exe` drains.
+fn saturation(exe: &std::path::Path, threads: u64, total: u64) -> Sat {
+    saturation_wrapped(exe, threads, total, Live::Off, &[])
 }
 
 fn saturation_with(threads: u64, total: u64, live: Live) -> Sat {
-    saturation_wrapped(threads, total, live, &[])
+    saturation_wrapped(&artefact("ttalloc-collect"), threads, total, live, &[])
 }
 
-fn saturation_wrapped(threads: u64, total: u64, live: Live, wrap: &[String]) -> Sat {
+fn saturation_wrapped(exe: &std::path::Path, threads: u64, total: u64, live: Live, wrap: &[String]) -> Sat {
     let born = Instant::now();
-    let rig = Rig::wrapped(live, wrap);
+    let rig = Rig::wrapped(exe, live, wrap);
     let per = total / threads;
     let barrier = Arc::new(Barrier::new(threads as usize + 1));
     let hs: Vec<_> = (0..threads)
@@ -392,7 +393,7 @@ fn saturation_wrapped(threads: u64, total: u64, live: Live, wrap: &[String]) -> 
                     while rd.head().wrapping_sub(rd.tail()) >= RING_SLOTS - margin {
                         std::thread::yield_now();
                     }
-                    assert!(emit(&r, &body(t, i, ts + i % 64)), "room was checked");
+                    assert!(emit(&r, &body(t, i, ts + i % 64)), "room was checked: head {} tail {} i {i}", rd.head(), rd.tail());
                 }
             })
         })
@@ -574,7 +575,7 @@ fn live_instructions(rep: &mut Report, q: bool) {
     for v in variants {
         let dir = tempfile::tempdir().expect("tempdir");
         let wrap: Vec<String> = ["valgrind", "-q", "--tool=callgrind", "--separate-threads=yes"].map(String::from).into_iter().chain([format!("--callgrind-out-file={}", dir.path().join("cg.out").display())]).collect();
-        let s = saturation_wrapped(1, total, v, &wrap);
+        let s = saturation_wrapped(&artefact("ttalloc-collect"), 1, total, v, &wrap);
         assert_eq!(s.facts.events, s.events, "{v:?}: collector wrote a different number of events");
         let mut main = 0u64;
         let mut all = 0u64;
@@ -617,13 +618,21 @@ fn main() {
     let mut rep = Report::new("collector_throughput");
     let q = quick();
     let total: u64 = if q { 2_000_000 } else { 8_000_000 };
+    // A baseline build's collector (`TTALLOC_BENCH_BASELINE=DIR`), rounds interleaved with this one's.
+    let baseline = std::env::var_os("TTALLOC_BENCH_BASELINE").map(|d| std::path::PathBuf::from(d).join("ttalloc-collect")).filter(|p| p.exists());
+    let builds: Vec<(&str, std::path::PathBuf)> =
+        std::iter::once(("this build", artefact("ttalloc-collect"))).chain(baseline.map(|b| ("baseline", b))).collect();
+    let rounds = if builds.len() > 1 { 3 } else { 1 };
     let mut t = Table::new(&[
         "producer threads",
+        "collector",
+        "rounds",
         "events",
-        "wall s",
+        "wall s (median)",
         "events/s (wall)",
         "collector CPU s",
         "events/s per collector CPU-s",
+        "vs baseline (per CPU-s)",
         "drops",
         "trace B/event",
         "verdict (≥ 10 M/s, 0 drops)",
@@ -631,24 +640,41 @@ fn main() {
     ]);
     let mut best_cpu_rate = 0f64;
     for threads in [1u64, 4, 8].into_iter().filter(|_| only("saturation")) {
-        let s = saturation(threads, total);
-        let wall_rate = s.events as f64 / s.wall.as_secs_f64();
-        let cpu_rate = s.events as f64 / s.collector_cpu.as_secs_f64().max(1e-9);
-        best_cpu_rate = best_cpu_rate.max(cpu_rate);
-        let drops = s.facts.dropped + s.facts.gaps;
-        assert_eq!(s.facts.events, s.events, "collector wrote a different number of events");
-        t.row(vec![
-            threads.to_string(),
-            s.events.to_string(),
-            f2(s.wall.as_secs_f64()),
-            format!("{:.2} M", wall_rate / 1e6),
-            f2(s.collector_cpu.as_secs_f64()),
-            format!("{:.2} M", cpu_rate / 1e6),
-            drops.to_string(),
-            f1(s.facts.bytes as f64 / s.events as f64),
-            verdict(wall_rate >= 10e6 && drops == 0).into(),
-            format!("ttalloc-collect --shm-dir D --out F -q & <{threads} bench threads pushing {total} events into D> ; kill -INT"),
-        ]);
+        let mut runs: Vec<Vec<Sat>> = builds.iter().map(|_| Vec::new()).collect();
+        for _ in 0..rounds {
+            for (i, (_, exe)) in builds.iter().enumerate() {
+                let s = saturation(exe, threads, total);
+                assert_eq!(s.facts.events, s.events, "{}: collector wrote a different number of events", exe.display());
+                runs[i].push(s);
+            }
+        }
+        let med = |v: &[Sat], f: &dyn Fn(&Sat) -> f64| median(&v.iter().map(f).collect::<Vec<_>>());
+        let cpu_rates: Vec<f64> = runs.iter().map(|r| med(r, &|s| s.events as f64 / s.collector_cpu.as_secs_f64().max(1e-9))).collect();
+        for (i, (name, _)) in builds.iter().enumerate() {
+            let r = &runs[i];
+            let wall = med(r, &|s| s.wall.as_secs_f64());
+            let wall_rate = total as f64 / wall;
+            let cpu_rate = cpu_rates[i];
+            if i == 0 {
+                best_cpu_rate = best_cpu_rate.max(cpu_rate);
+            }
+            let drops: u64 = r.iter().map(|s| s.facts.dropped + s.facts.gaps).sum();
+            t.row(vec![
+                threads.to_string(),
+                name.to_string(),
+                rounds.to_string(),
+                total.to_string(),
+                f2(wall),
+                format!("{:.2} M", wall_rate / 1e6),
+                f2(med(r, &|s| s.collector_cpu.as_secs_f64())),
+                format!("{:.2} M", cpu_rate / 1e6),
+                if builds.len() > 1 && i == 0 { format!("{:.2}×", cpu_rate / cpu_rates[1]) } else { "–".into() },
+                drops.to_string(),
+                f1(med(r, &|s| s.facts.bytes as f64 / s.events as f64)),
+                verdict(wall_rate >= 10e6 && drops == 0).into(),
+                format!("{}ttalloc-collect --shm-dir D --out F -q & <{threads} bench threads pushing {total} events into D> ; kill -INT", if i == 0 { "" } else { "BASELINE/" }),
+            ]);
+        }
     }
     rep.table(&format!("Target 3: collector saturation ({total} alloc/free events, back-pressured producers, real collector, trace on disk)"), &t);
 
