@@ -144,26 +144,29 @@ impl Source {
 
     /// The next record of the file; at its end (clean, cut or corrupt) None,
     /// with `finished`, `cut` and `failed` set.
-    #[inline]
+    #[inline(always)]
     fn read(&mut self) -> Option<Record> {
         match self.reader.next_record() {
-            Ok(Some(r)) => return Some(r),
-            Ok(None) => {
-                self.end();
-                if !self.reader.complete {
-                    self.cut = Some(Cut { offset: self.reader.offset(), message: "trace has no footer (the collector did not finish it)".into() });
-                }
-            }
-            Err(e) if e.truncated => {
-                self.end();
-                self.cut = Some(Cut { offset: e.offset, message: e.message });
-            }
-            Err(e) => {
-                self.end();
-                self.failed = Some(Error::trace(&self.path, &e));
+            Ok(Some(r)) => Some(r),
+            other => {
+                self.ended(other.err());
+                None
             }
         }
-        None
+    }
+
+    /// The file ended: cleanly (`None`), cut short or corrupt.
+    #[cold]
+    fn ended(&mut self, error: Option<TraceError>) {
+        self.end();
+        match error {
+            None if !self.reader.complete => {
+                self.cut = Some(Cut { offset: self.reader.offset(), message: "trace has no footer (the collector did not finish it)".into() });
+            }
+            None => {}
+            Some(e) if e.truncated => self.cut = Some(Cut { offset: e.offset, message: e.message }),
+            Some(e) => self.failed = Some(Error::trace(&self.path, &e)),
+        }
     }
 
     /// One more record returned.

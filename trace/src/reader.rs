@@ -311,24 +311,32 @@ impl<R: BufRead> TraceReader<R> {
         }
     }
 
+    #[inline(always)]
     fn accept(&mut self, r: Record) -> Result<Option<Record>, TraceError> {
         if !self.started {
-            match &r {
-                Record::Header(h) if h.magic == TRACE_MAGIC => {
-                    if h.format_version > TRACE_FORMAT_VERSION {
-                        return Err(self.fail(0, format!("trace format {} is newer than this ttalloc ({TRACE_FORMAT_VERSION})", h.format_version), false));
-                    }
-                    self.absolute = h.format_version < 2;
-                }
-                _ => return Err(self.fail(0, "not a ttalloc trace (no header)", false)),
-            }
-            self.started = true;
+            self.start(&r)?;
         }
         if matches!(r, Record::Footer(_)) {
             self.complete = true;
         }
         self.records += 1;
         Ok(Some(r))
+    }
+
+    /// The first record must be a header of a format this reader knows.
+    #[cold]
+    fn start(&mut self, r: &Record) -> Result<(), TraceError> {
+        match r {
+            Record::Header(h) if h.magic == TRACE_MAGIC => {
+                if h.format_version > TRACE_FORMAT_VERSION {
+                    return Err(self.fail(0, format!("trace format {} is newer than this ttalloc ({TRACE_FORMAT_VERSION})", h.format_version), false));
+                }
+                self.absolute = h.format_version < 2;
+            }
+            _ => return Err(self.fail(0, "not a ttalloc trace (no header)", false)),
+        }
+        self.started = true;
+        Ok(())
     }
 }
 
