@@ -262,16 +262,25 @@ pub struct Clock {
 }
 
 impl Clock {
+    #[inline]
     pub fn see(&mut self, r: &Record) {
         if let Some(ev) = r.ev() {
             let p = ev.p as usize;
-            if self.first.len() <= p {
-                self.first.resize(p + 1, None);
-                self.last.resize(p + 1, 0);
+            match (self.first.get_mut(p), self.last.get_mut(p)) {
+                (Some(Some(_)), Some(last)) => *last = (*last).max(ev.ts_ns),
+                _ => self.first_event(p, ev.ts_ns),
             }
-            self.first[p].get_or_insert(ev.ts_ns);
-            self.last[p] = self.last[p].max(ev.ts_ns);
         }
+    }
+    /// Process `p`'s first event (or a process index not seen before).
+    #[cold]
+    fn first_event(&mut self, p: usize, ts: u64) {
+        if self.first.len() <= p {
+            self.first.resize(p + 1, None);
+            self.last.resize(p + 1, 0);
+        }
+        self.first[p].get_or_insert(ts);
+        self.last[p] = self.last[p].max(ts);
     }
     pub fn rel(&self, p: u32, ts: u64) -> u64 {
         ts.saturating_sub(self.first.get(p as usize).copied().flatten().unwrap_or(ts))
