@@ -159,6 +159,9 @@ pub fn start_collector(shm: &ShmDir, trace: &Path) -> Background {
 }
 
 impl Background {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
     /// SIGTERM (Ctrl-C equivalent) and wait: the trace is finished cleanly.
     pub fn stop(self) -> Output {
         unsafe { libc_kill(self.child.id() as i32, 15) };
@@ -188,6 +191,21 @@ pub fn preloaded(shm: &ShmDir, cmd: &[&str], env: &[(&str, &str)]) -> Command {
 }
 
 /// Waits until `f` holds (polling), at most `secs`.
+/// Waits until a collector has claimed the (only) ring in `shm` and drained some of it.
+pub fn wait_draining(shm: &ShmDir) -> bool {
+    wait_for(20, || ring_header(shm, |h, tail| h.collector_pid.load(std::sync::atomic::Ordering::Acquire) != 0 && tail > 0))
+}
+
+/// Waits until collector `pid` has claimed the (only) ring in `shm`.
+pub fn wait_claimed_by(shm: &ShmDir, pid: u32) -> bool {
+    wait_for(20, || ring_header(shm, |h, _| h.collector_pid.load(std::sync::atomic::Ordering::Acquire) == pid))
+}
+
+/// `f` of the (only) ring's header and tail; false while there is none.
+fn ring_header(shm: &ShmDir, f: impl Fn(&ttalloc_ring::layout::Header, u64) -> bool) -> bool {
+    shm.rings().first().and_then(|p| ttalloc_ring::Region::open(p).ok()).is_some_and(|r| f(r.header(), ttalloc_ring::RingReader::new(&r).tail()))
+}
+
 pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     while std::time::Instant::now() < end {

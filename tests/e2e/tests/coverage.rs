@@ -193,8 +193,8 @@ fn overflow_without_collector_then_exact_live_totals() {
     let (child, line) = spawn_hold(&shm, "200", &[("TTALLOC_RING_EVENTS", "128")]);
     assert!(line.contains("\"live_user_buffers\": 100"), "{line}");
     let col = start_collector(&shm, &dir.path().join("t.msgpack"));
-    // Wait until the collector has attached and resynced.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // The collector attached and resynced (it drains only after its resync).
+    assert!(wait_draining(&shm), "the collector attached");
     release(child);
     assert!(wait_for(10, || shm.rings().is_empty()));
     let trace = col.trace.clone();
@@ -239,10 +239,10 @@ fn collector_killed_and_restarted() {
     let dir = tempfile::tempdir().unwrap();
     let first = start_collector(&shm, &dir.path().join("first.msgpack"));
     let (child, _) = spawn_hold(&shm, "50", &[]);
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(wait_draining(&shm), "the first collector attached");
     first.kill9();
     let second = start_collector(&shm, &dir.path().join("second.msgpack"));
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(wait_claimed_by(&shm, second.pid()), "the second collector attached");
     release(child);
     assert!(wait_for(10, || shm.rings().is_empty()));
     let trace = second.trace.clone();

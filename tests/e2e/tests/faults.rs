@@ -238,16 +238,6 @@ fn collector_absent() {
     report("collector absent (ring of 2^20, then of 64 events)", 2, 2, unchanged, lost_total, "all (gap records = ring dropped counter)", 0);
 }
 
-/// Waits until a collector has claimed the (only) ring in `shm` and drained some of it.
-fn wait_draining(shm: &ShmDir) -> bool {
-    use std::sync::atomic::Ordering::Acquire;
-    wait_for(20, || {
-        shm.rings().first().and_then(|p| ttalloc_ring::Region::open(p).ok()).is_some_and(|r| {
-            r.header().collector_pid.load(Acquire) != 0 && ttalloc_ring::RingReader::new(&r).tail() > 0
-        })
-    })
-}
-
 /// The collector is SIGKILLed while it drains a running workload; a new one
 /// attaches afterwards and resyncs. What the dead collector had consumed but
 /// not yet flushed is lost; live totals are exact again.
