@@ -110,7 +110,6 @@ impl Reservation<'_> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,9 +138,10 @@ mod tests {
         let consumer = {
             let (r, stop) = (r.clone(), stop.clone());
             std::thread::spawn(move || {
+                let rd = crate::RingReader::new(&r);
                 let mut n = 0u64;
-                while !stop.load(Ordering::Acquire) || crate::RingReader::new(&r).tail() < crate::RingReader::new(&r).head() {
-                    n += crate::RingReader::new(&r).drain(1 << 10, |_| {}).events;
+                while !stop.load(Ordering::Acquire) || rd.tail() < rd.head() {
+                    n += rd.drain(1 << 10, |_| {}).events;
                 }
                 n
             })

@@ -190,7 +190,6 @@ pub fn preloaded(shm: &ShmDir, cmd: &[&str], env: &[(&str, &str)]) -> Command {
     c
 }
 
-/// Waits until `f` holds (polling), at most `secs`.
 /// Waits until a collector has claimed the (only) ring in `shm` and drained some of it.
 pub fn wait_draining(shm: &ShmDir) -> bool {
     wait_for(20, || ring_header(shm, |h, tail| h.collector_pid.load(std::sync::atomic::Ordering::Acquire) != 0 && tail > 0))
@@ -206,6 +205,7 @@ fn ring_header(shm: &ShmDir, f: impl Fn(&ttalloc_ring::layout::Header, u64) -> b
     shm.rings().first().and_then(|p| ttalloc_ring::Region::open(p).ok()).is_some_and(|r| f(r.header(), ttalloc_ring::RingReader::new(&r).tail()))
 }
 
+/// Waits until `f` holds (polling), at most `secs`.
 pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     while std::time::Instant::now() < end {
