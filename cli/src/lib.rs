@@ -17,7 +17,7 @@ pub mod replay;
 pub mod report;
 pub mod source;
 pub mod summary;
-mod trailing;
+mod peak_sets;
 pub mod units;
 
 pub use source::Error;

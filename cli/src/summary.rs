@@ -3,13 +3,11 @@
 //! `leaks` and `report` are built on.
 //!
 //! The accounting is `ttalloc_trace::Model`'s; this module only watches it.
-//! Memory stays bounded by the live set: pass 1 streams the file once and
-//! remembers *where* (record ordinal) each chip × type reached its peak;
-//! pass 2 (only when the live sets at the peaks are wanted) re-reads the file
-//! up to the last of those records and snapshots the live set there.
+//! The file is streamed once and memory stays bounded by the live set: the
+//! live sets at the peaks are kept as the peaks are found (`peak_sets`).
 
+use crate::peak_sets::{PeakSets, Target};
 use crate::source::{Cut, Error, Source};
-use crate::trailing::{self, Snapshot, Trailing};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -34,7 +32,7 @@ pub fn ordered_types<V>(m: &BTreeMap<String, V>) -> Vec<(&String, &V)> {
 pub struct Options {
     /// Entries of `peak_live` kept per chip × type (the rest is summed in `peak_live_rest`).
     pub top: usize,
-    /// Run pass 2 to list what was live at each peak.
+    /// List what was live at each peak.
     pub peak_live: bool,
     /// Build the L1 address map of each chip at its L1 peak (L1 + L1_SMALL + CB).
     pub l1_maps: bool,
@@ -250,7 +248,7 @@ pub struct L1Range {
     pub clipped: bool,
 }
 
-fn is_l1ish(t: BufferType) -> bool {
+pub(crate) fn is_l1ish(t: BufferType) -> bool {
     matches!(t, BufferType::L1 | BufferType::L1Small | BufferType::Cb)
 }
 
@@ -360,11 +358,10 @@ impl TimelineBuilder {
 /// Where a chip's L1 footprint (L1 + L1_SMALL + CB) peaked.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct L1Peak {
-    total: u64,
-    ord: u64,
-    p: u32,
-    seq: u64,
-    ts: u64,
+    pub total: u64,
+    pub p: u32,
+    pub seq: u64,
+    pub ts: u64,
 }
 
 struct RawLeak {
@@ -387,28 +384,22 @@ struct Pass1 {
     gaps: Vec<Gap>,
     timeline: Option<TimelineBuilder>,
     l1_maps: bool,
+    /// The live sets at the peaks (when wanted), and the targets peaking at this record.
+    peak_sets: Option<PeakSets>,
+    peaked: Vec<Target>,
 }
 
 impl Pass1 {
     fn apply(&mut self, ord: u64, r: &Record) {
         self.clock.see(r);
-        // A close names released allocations by seq only: keep their (tid, ts) for the leak list.
-        let closing: Option<HashMap<u64, (u32, u64)>> = match r {
-            Record::DeviceClose { ev, .. } => self
-                .model
-                .procs
-                .get(ev.p as usize)
-                .map(|s| s.live.iter().map(|(seq, l)| (*seq, (l.tid, l.ts_ns))).collect()),
-            _ => None,
-        };
         let x = match (&mut self.timeline, r.ev()) {
             (Some(tl), Some(ev)) => tl.event(ev.ts_ns),
             _ => 0,
         };
         self.evbuf.clear();
         let buf = &mut self.evbuf;
-        // Only leaks (close releases) need the events, unless the timeline or L1 maps do.
-        let all = self.timeline.is_some() || self.l1_maps;
+        // Only leaks (close releases) need the events, unless the timeline, L1 maps or peak sets do.
+        let all = self.timeline.is_some() || self.l1_maps || self.peak_sets.is_some();
         self.model.apply(r, &mut |e| {
             if all || e.kind == ChipKind::CloseRelease {
                 buf.push(*e)
@@ -419,9 +410,16 @@ impl Pass1 {
             self.gaps.push(Gap { p: *p, pid, after_seq: *after_seq, lost: *lost });
         }
         self.dirty.clear();
+        self.peaked.clear();
         for e in &self.evbuf {
+            if let Some(ps) = &mut self.peak_sets {
+                if e.kind.is_release() {
+                    ps.released(e);
+                } else if e.kind.is_acquire() && self.model.usage.get(&(e.chip, e.btype)).is_some_and(|u| u.peak_record == ord) {
+                    self.peaked.push(Target::Peak(e.chip, e.btype));
+                }
+            }
             if e.kind == ChipKind::CloseRelease {
-                let (tid, ts) = closing.as_ref().and_then(|m| m.get(&e.id).copied()).unwrap_or((e.tid, e.ts_ns));
                 self.leaks.push(RawLeak {
                     p: e.p,
                     btype: e.btype,
@@ -432,9 +430,9 @@ impl Pass1 {
                         chip: e.chip,
                         address: e.address,
                         id: e.id,
-                        tid,
-                        ts_ns: ts,
-                        t_ns: self.clock.rel(e.p, ts),
+                        tid: e.alloc_tid,
+                        ts_ns: e.alloc_ts_ns,
+                        t_ns: self.clock.rel(e.p, e.alloc_ts_ns),
                         buffer: (e.btype != BufferType::Cb).then_some(e.object),
                         program: (e.btype == BufferType::Cb).then_some(e.object),
                         released_seq: Some(e.seq),
@@ -459,38 +457,20 @@ impl Pass1 {
             let cur = self.l1_peak.get(&chip).map_or(0, |p| p.total);
             if total > cur {
                 let ev = r.ev().copied().unwrap_or_default();
-                self.l1_peak.insert(chip, L1Peak { total, ord, p: ev.p, seq: ev.seq, ts: ev.ts_ns });
+                self.l1_peak.insert(chip, L1Peak { total, p: ev.p, seq: ev.seq, ts: ev.ts_ns });
+                self.peaked.push(Target::L1(chip));
+            }
+        }
+        // After all of the record's events: its own releases were not live at the new peak.
+        if let Some(ps) = &mut self.peak_sets {
+            for &t in &self.peaked {
+                ps.peaked(t, ord);
             }
         }
     }
 }
 
-/// A live set pass 2 snapshots: at a chip × type peak, or at a chip's L1 peak (for its map).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum Target {
-    Peak(i32, BufferType),
-    L1(i32),
-}
-
-impl Pass1 {
-    /// The record at which each target peaks, as of now.
-    fn targets(&self, opts: &Options) -> trailing::Peaks {
-        let mut t = Vec::new();
-        if opts.peak_live {
-            // The model notes the record that reached each peak (`peak_record`,
-            // the same ordinal as `Source::ordinal`).
-            t.extend(self.model.usage.iter().filter(|(_, u)| u.peak > 0).map(|(&(chip, bt), u)| (Target::Peak(chip, bt), u.peak_record)));
-        }
-        let mut l1 = Vec::new();
-        if opts.l1_maps {
-            t.extend(self.l1_peak.iter().map(|(&chip, pk)| (Target::L1(chip), pk.ord)));
-            l1.extend(self.l1_peak.iter().map(|(&c, pk)| (c, *pk)));
-        }
-        (t, l1)
-    }
-}
-
-/// `summarize_with` with the default options (pass 2 on, 20 entries per peak).
+/// `summarize_with` with the default options (live sets at the peaks, 20 entries each).
 pub fn summarize(path: &Path) -> Result<Summary, Error> {
     summarize_with(path, &Options::default())
 }
@@ -498,13 +478,7 @@ pub fn summarize(path: &Path) -> Result<Summary, Error> {
 /// Replays the trace at `path` into a summary. A cut-short trace is not an
 /// error: `trace.cut` says where it stopped.
 pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
-    summarize_lagging(path, opts, trailing::LAG)
-}
-
-/// `summarize_with`, pass 2 trailing `lag` records behind pass 1.
-pub(crate) fn summarize_lagging(path: &Path, opts: &Options, lag: u64) -> Result<Summary, Error> {
-    let two = opts.peak_live || opts.l1_maps;
-    let label = opts.progress.then_some(if two { "replay pass 1/2" } else { "replay" });
+    let label = opts.progress.then_some("replay");
     let mut src = Source::open(path, label)?;
     let mut st = Pass1 {
         model: Model::new(),
@@ -516,17 +490,11 @@ pub(crate) fn summarize_lagging(path: &Path, opts: &Options, lag: u64) -> Result
         gaps: Vec::new(),
         timeline: (opts.timeline > 0).then(|| TimelineBuilder::new(opts.timeline)),
         l1_maps: opts.l1_maps,
+        peak_sets: (opts.peak_live || opts.l1_maps).then(|| PeakSets::new(opts.peak_live, opts.l1_maps)),
+        peaked: Vec::new(),
     };
-    // Pass 2 (the live sets at the peaks) trails this pass on another thread.
-    let trailing = two.then(|| Trailing::start(path, opts, lag));
     while let Some(r) = src.next_record()? {
         st.apply(src.ordinal, &r);
-        if let Some(t) = &trailing {
-            if src.ordinal & (t.publish_every - 1) == 0 {
-                let (targets, l1) = st.targets(opts);
-                t.publish(src.ordinal, targets, l1, false);
-            }
-        }
     }
     let records = src.ordinal;
     let cut = src.cut.clone();
@@ -639,26 +607,20 @@ pub(crate) fn summarize_lagging(path: &Path, opts: &Options, lag: u64) -> Result
     s.leaks = group_leaks(std::mem::take(&mut st.leaks), &pid_of);
     s.timeline = st.timeline.take().map(TimelineBuilder::finish);
 
-    if let Some(t) = trailing {
-        let (targets, l1) = st.targets(opts);
-        let last = targets.iter().map(|(_, ord)| *ord).max().unwrap_or(0);
-        t.publish(records, targets.clone(), l1, true);
-        drop(st);
-        let snaps = t.join_showing(opts.progress.then_some(path), last)?;
-        for (target, ord) in targets {
-            match (target, snaps.get(&target)) {
-                (Target::Peak(chip, bt), Some((at, Snapshot::Peak(items, rest)))) if *at == ord => {
-                    if let Some(ts) = s.chips.get_mut(&chip).and_then(|c| c.get_mut(bt.name())) {
-                        ts.peak_live = items.clone();
-                        ts.peak_live_rest = *rest;
-                    }
+    if let Some(ps) = st.peak_sets.take() {
+        let mut sets = ps.finish(m);
+        if opts.peak_live {
+            for (&(chip, bt), _) in m.usage.iter().filter(|(_, u)| u.peak > 0) {
+                let (items, rest) = ranked(m, clock, sets.remove(&Target::Peak(chip, bt)).unwrap_or_default(), opts.top);
+                if let Some(ts) = s.chips.get_mut(&chip).and_then(|c| c.get_mut(bt.name())) {
+                    ts.peak_live = items;
+                    ts.peak_live_rest = rest;
                 }
-                (Target::L1(chip), Some((at, Snapshot::L1(m)))) if *at == ord => {
-                    s.l1_maps.insert(chip, m.clone());
-                }
-                // Pass 2 stopped early: the trace changed under it, or was cut before the peak.
-                _ => return Err(Error::new(path.display().to_string(), "the trace changed while it was replayed")),
             }
+        }
+        for (&chip, pk) in &st.l1_peak {
+            let set = sets.remove(&Target::L1(chip)).unwrap_or_default();
+            s.l1_maps.insert(chip, l1_map(m, clock, &set, pk, opts));
         }
     }
     Ok(s)
@@ -690,71 +652,82 @@ fn group_leaks(raw: Vec<RawLeak>, pid_of: &dyn Fn(u32) -> u32) -> Vec<LeakGroup>
     v
 }
 
-/// A live allocation as a `LiveItem`.
-pub fn live_item(m: &Model, clock: &Clock, p: u32, l: &ttalloc_trace::model::Live) -> LiveItem {
-    let cb = l.is_cb();
-    let bytes = if l.hooked || l.global { 0 } else { l.size };
+/// A live allocation (the event that acquired it, or a later one about it) as a `LiveItem`.
+fn live_item(m: &Model, clock: &Clock, e: &ChipEvent) -> LiveItem {
+    let cb = e.btype == BufferType::Cb;
     LiveItem {
-        p,
-        pid: m.procs.get(p as usize).map_or(0, |s| s.pid()),
-        id: l.seq,
-        tid: l.tid,
-        ts_ns: l.ts_ns,
-        t_ns: clock.rel(p, l.ts_ns),
+        p: e.p,
+        pid: m.procs.get(e.p as usize).map_or(0, |s| s.pid()),
+        id: e.id,
+        tid: e.alloc_tid,
+        ts_ns: e.alloc_ts_ns,
+        t_ns: clock.rel(e.p, e.alloc_ts_ns),
         kind: if cb { "cb" } else { "buffer" }.to_string(),
-        btype: l.btype.name().to_string(),
-        address: l.address,
-        size: l.size,
-        bytes,
-        page_size: l.page_size,
-        buffer: (!cb).then_some(l.object),
-        program: cb.then_some(l.object),
-        hooked: l.hooked,
-        global: l.global,
+        btype: e.btype.name().to_string(),
+        address: e.address,
+        size: e.size,
+        bytes: bytes_of(e),
+        page_size: e.page_size,
+        buffer: (!cb).then_some(e.object),
+        program: cb.then_some(e.object),
+        hooked: e.hooked,
+        global: e.global,
+    }
+}
+
+/// Bytes it counts for: none when hooked or a global CB.
+fn bytes_of(e: &ChipEvent) -> u64 {
+    if e.hooked || e.global {
+        0
+    } else {
+        e.size
     }
 }
 
 /// Live allocations of `btype` on `chip`, largest first: the first `top`, and the rest summed.
 pub fn live_on(m: &Model, clock: &Clock, chip: i32, btype: BufferType, top: usize) -> (Vec<LiveItem>, Rest) {
-    let mut items: Vec<LiveItem> =
-        m.live().filter(|(_, l)| l.btype == btype && l.chips().contains(&chip)).map(|(p, l)| live_item(m, clock, p, l)).collect();
-    items.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.size.cmp(&a.size)).then(a.p.cmp(&b.p)).then(a.id.cmp(&b.id)));
-    let mut rest = Rest::default();
-    if items.len() > top {
-        for i in &items[top..] {
-            rest.count += 1;
-            rest.bytes = rest.bytes.saturating_add(i.bytes);
-        }
-        items.truncate(top);
-    }
-    (items, rest)
+    let set = m.live().filter(|(_, l)| l.btype == btype && l.chips().contains(&chip)).map(|(p, l)| m.live_event(p, l, chip)).collect();
+    ranked(m, clock, set, top)
 }
 
-pub(crate) fn l1_map(m: &Model, clock: &Clock, chip: i32, pk: &L1Peak, opts: &Options) -> L1Map {
+/// A live set, largest first: the first `top` as items, and the rest summed.
+fn ranked(m: &Model, clock: &Clock, mut set: Vec<ChipEvent>, top: usize) -> (Vec<LiveItem>, Rest) {
+    set.sort_unstable_by(|a, b| bytes_of(b).cmp(&bytes_of(a)).then(b.size.cmp(&a.size)).then(a.p.cmp(&b.p)).then(a.id.cmp(&b.id)));
+    let mut rest = Rest::default();
+    for e in set.iter().skip(top) {
+        rest.count += 1;
+        rest.bytes = rest.bytes.saturating_add(bytes_of(e));
+    }
+    set.truncate(top);
+    (set.iter().map(|e| live_item(m, clock, e)).collect(), rest)
+}
+
+/// A chip's L1 map from its live set at its L1 peak.
+pub(crate) fn l1_map(m: &Model, clock: &Clock, set: &[ChipEvent], pk: &L1Peak, opts: &Options) -> L1Map {
     let banks = opts.l1_banks.max(1) as u64;
-    let mut ranges: Vec<L1Range> = m
-        .live()
-        .filter(|(_, l)| is_l1ish(l.btype) && !l.hooked && !l.global && l.size > 0 && l.chips().contains(&chip))
-        .map(|(p, l)| {
-            let foot = if l.btype != BufferType::Cb && banks > 1 && l.page_size > 0 {
-                let ps = l.page_size as u64;
-                l.size.div_ceil(ps).div_ceil(banks) * ps
+    let mut ranges: Vec<L1Range> = set
+        .iter()
+        .filter(|e| !e.hooked && !e.global && e.size > 0)
+        .map(|e| {
+            let foot = if e.btype != BufferType::Cb && banks > 1 && e.page_size > 0 {
+                let ps = e.page_size as u64;
+                e.size.div_ceil(ps).div_ceil(banks) * ps
             } else {
-                l.size
+                e.size
             };
             L1Range {
-                start: l.address,
-                end: l.address.saturating_add(foot),
-                btype: l.btype.name().to_string(),
-                pid: m.procs.get(p as usize).map_or(0, |s| s.pid()),
-                id: l.seq,
-                size: l.size,
-                program: l.is_cb().then_some(l.object),
+                start: e.address,
+                end: e.address.saturating_add(foot),
+                btype: e.btype.name().to_string(),
+                pid: m.procs.get(e.p as usize).map_or(0, |s| s.pid()),
+                id: e.id,
+                size: e.size,
+                program: (e.btype == BufferType::Cb).then_some(e.object),
                 clipped: false,
             }
         })
         .collect();
-    ranges.sort_by_key(|r| (r.start, r.end, r.id));
+    ranges.sort_by_key(|r| (r.start, r.end, r.id, r.pid));
     // Buffers are placed so their per-bank footprints never overlap: an
     // estimate that runs into the next range is cut there. (CBs of different
     // programs share addresses by design and are left alone.)

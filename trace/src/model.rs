@@ -78,6 +78,11 @@ pub struct ChipEvent {
     pub object: u64,
     /// Sequence number of the allocation this event is about (its stable id).
     pub id: u64,
+    /// The allocation's own record ordinal, time and thread (a release's
+    /// `seq`/`ts_ns`/`tid` are the release's).
+    pub alloc_record: u64,
+    pub alloc_ts_ns: u64,
+    pub alloc_tid: u32,
     pub hooked: bool,
     /// A globally allocated CB (aliases an L1 buffer; adds no bytes).
     pub global: bool,
@@ -119,6 +124,8 @@ pub struct Live {
     kind: LiveKind,
     chips: Chips,
     pub seq: u64,
+    /// The model's record count when it was acquired: its record's ordinal.
+    pub record: u64,
     pub ts_ns: u64,
     pub tid: u32,
     pub btype: BufferType,
@@ -262,21 +269,12 @@ pub struct Model {
     pub gaps: u64,
     pub alloc_failures: u64,
     pub records: u64,
-    /// Keep the live set only: no usage accounting (see `live_only`).
-    live_only: bool,
     slot_cache: SlotCache,
 }
 
 impl Model {
     pub fn new() -> Model {
         Model::default()
-    }
-
-    /// A model that keeps only what is live (and the chip-level events):
-    /// `usage`/`proc_usage` stay empty. For a replay that only wants the
-    /// live set at chosen moments, at a fraction of the cost.
-    pub fn live_only() -> Model {
-        Model { live_only: true, ..Model::default() }
     }
 
     fn proc_mut(&mut self, p: u32) -> &mut ProcState {
@@ -313,6 +311,9 @@ impl Model {
             page_size: 0,
             object: 0,
             id: ev.seq,
+            alloc_record: self.records,
+            alloc_ts_ns: ev.ts_ns,
+            alloc_tid: ev.tid,
             hooked: false,
             global: false,
         }
@@ -327,6 +328,9 @@ impl Model {
         ce.page_size = live.page_size;
         ce.object = live.object;
         ce.id = id;
+        ce.alloc_record = live.record;
+        ce.alloc_ts_ns = live.ts_ns;
+        ce.alloc_tid = live.tid;
         ce.hooked = live.hooked;
         ce.global = live.global;
         ce
@@ -356,6 +360,7 @@ impl Model {
                     kind: LiveKind::Buffer,
                     chips: self.expand(a.ev.p, a.chip),
                     seq: a.ev.seq,
+                    record: self.records,
                     ts_ns: a.ev.ts_ns,
                     tid: a.ev.tid,
                     btype: BufferType::from_u8(a.btype),
@@ -380,6 +385,7 @@ impl Model {
                     kind: if dfb { LiveKind::Dfb } else { LiveKind::Cb },
                     chips: self.expand(c.ev.p, c.chip),
                     seq: c.ev.seq,
+                    record: self.records,
                     ts_ns: c.ev.ts_ns,
                     tid: c.ev.tid,
                     btype: BufferType::Cb,
@@ -462,7 +468,7 @@ impl Model {
         let chips = live.chips.clone();
         let (lkind, btype, object, bytes, hooked) = (live.kind, live.btype, live.object, live.bytes(), live.hooked);
         if let Chips::One(chip) = chips {
-            if lkind == LiveKind::Buffer && !self.live_only {
+            if lkind == LiveKind::Buffer {
                 live.usage_slots = self.slot_cache.slots(&mut self.usage, &mut self.proc_usage, p, chip, btype);
             }
         }
@@ -481,9 +487,7 @@ impl Model {
         let record = self.records;
         for &chip in chips.as_slice() {
             ce.chip = chip;
-            if self.live_only {
-                // no accounting
-            } else if lkind == LiveKind::Buffer {
+            if lkind == LiveKind::Buffer {
                 for u in buffer_usage(&mut self.usage, &mut self.proc_usage, &mut self.slot_cache, slots, p, chip, btype) {
                     u.allocs += 1;
                     u.live_count += 1;
@@ -557,9 +561,7 @@ impl Model {
         let bytes = live.bytes();
         for &chip in live.chips() {
             ce.chip = chip;
-            if self.live_only {
-                // no accounting
-            } else if live.kind == LiveKind::Buffer {
+            if live.kind == LiveKind::Buffer {
                 for u in buffer_usage(&mut self.usage, &mut self.proc_usage, &mut self.slot_cache, live.usage_slots, p, chip, live.btype) {
                     u.frees += 1;
                     u.live_count = u.live_count.saturating_sub(1);
@@ -621,6 +623,18 @@ impl Model {
                 u.lower(before - after);
             }
         }
+    }
+
+    /// Live allocation `l` of process `p` on `chip`, as the event that acquired it there.
+    pub fn live_event(&self, p: u32, l: &Live, chip: i32) -> ChipEvent {
+        let kind = match l.kind {
+            LiveKind::Buffer => ChipKind::Alloc,
+            LiveKind::Cb => ChipKind::CbAlloc,
+            LiveKind::Dfb => ChipKind::DfbAlloc,
+        };
+        let mut ce = self.chip_event(&Ev { p, seq: l.seq, ts_ns: l.ts_ns, tid: l.tid }, kind, l.seq, l);
+        ce.chip = chip;
+        ce
     }
 
     /// Every live allocation, as (process, allocation).
