@@ -18,6 +18,7 @@ pub mod report;
 pub mod source;
 pub mod summary;
 mod peak_sets;
+mod prefetch;
 pub mod units;
 
 pub use source::Error;

@@ -7,6 +7,7 @@
 //! live sets at the peaks are kept as the peaks are found (`peak_sets`).
 
 use crate::peak_sets::{PeakSets, Target};
+use crate::prefetch::Prefetch;
 use crate::source::{Cut, Error, Source};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -479,7 +480,7 @@ pub fn summarize(path: &Path) -> Result<Summary, Error> {
 /// error: `trace.cut` says where it stopped.
 pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
     let label = opts.progress.then_some("replay");
-    let mut src = Source::open(path, label)?;
+    let src = Source::open(path, label)?;
     let mut st = Pass1 {
         model: Model::new(),
         clock: Clock::default(),
@@ -493,11 +494,12 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
         peak_sets: (opts.peak_live || opts.l1_maps).then(|| PeakSets::new(opts.peak_live, opts.l1_maps)),
         peaked: Vec::new(),
     };
+    let mut src = Prefetch::start(src);
     while let Some(r) = src.next_record()? {
         st.apply(src.ordinal, &r);
     }
     let records = src.ordinal;
-    let cut = src.cut.clone();
+    let cut = src.finished().and_then(|s| s.cut.clone());
     drop(src);
 
     let m = &st.model;
