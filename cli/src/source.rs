@@ -94,7 +94,7 @@ pub struct Source {
 }
 
 impl Source {
-    /// Opens `path`; `label` (e.g. "pass 1/2") names the progress bar, if one is shown.
+    /// Opens `path`; `label` (e.g. "replay") names the progress bar, if one is shown.
     pub fn open(path: &Path, label: Option<&str>) -> Result<Source, Error> {
         let reader = reader::open(path).map_err(|e| Error::trace(path, &e))?;
         let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);

@@ -14,7 +14,7 @@ const WINDOW: u64 = 2_000;
 
 /// Steady state of a long run: a sliding window of live buffers (allocs and
 /// frees alternate), a mesh allocation every 64th, a CB program every 256th,
-/// and the peak at the very end (so pass 2 reads the whole file again).
+/// and the peak at the very end.
 fn generate(path: &std::path::Path, events: u64) -> u64 {
     let f = std::fs::File::create(path).unwrap();
     let mut w = TraceWriter::new(BufWriter::with_capacity(1 << 20, f), &header()).unwrap();

@@ -253,7 +253,7 @@ fn replayers(baseline: Option<&Path>) -> Vec<Replayer> {
     v
 }
 
-/// Target 5: `ttalloc replay` (the summary: two passes, pass 2 trailing on a
+/// Target 5: `ttalloc replay` (the summary: one pass, the file decoded on a
 /// second thread) and the bare reader + model, on synthetic traces, this
 /// build against a baseline build (`TTALLOC_BENCH_BASELINE=DIR` holding its
 /// `ttalloc` and `trace_size_replay` binaries), interleaved per round.
@@ -342,8 +342,8 @@ fn replay(rep: &mut Report) {
         let _ = std::fs::remove_file(&path);
     }
     rep.table("Target 5: replay of a large synthetic trace", &t);
-    rep.say("Traces: `random` = synthesize(): alloc/free on 8 chips, DRAM and L1, random sizes, up to 10^5 buffers live, random frees (the live set does not fit in cache); `window` = the cli scale test's shape: 2000 live, mesh allocations and CBs, the peak at the very end (pass 2 replays the whole file).\n");
-    rep.say("`ttalloc replay --json` is the whole summary: pass 1 (peaks, counts, leaks) and pass 2 (the live sets at the peaks), which trails pass 1 on a second thread. Its CPU s counts both threads.\n");
+    rep.say("Traces: `random` = synthesize(): alloc/free on 8 chips, DRAM and L1, random sizes, up to 10^5 buffers live, random frees (the live set does not fit in cache); `window` = the cli scale test's shape: 2000 live, mesh allocations and CBs, the peak at the very end (what was live at the peak is kept until the end of the file).\n");
+    rep.say("`ttalloc replay --json` is the whole summary (peaks, the live sets at the peaks, counts, leaks) in one pass over the file, which a second thread decodes ahead of it (session 6's baseline: two passes, the second trailing the first on a second thread). Its CPU s counts both threads.\n");
 }
 
 /// Child mode: replay one file with the model, print {"secs","records","chip_events"}.
@@ -361,8 +361,8 @@ fn child_replay(path: &Path) {
 
 /// The scale test's shape (cli/tests/scale.rs): a sliding window of 2000
 /// live buffers (allocs and frees alternate), a mesh allocation every 64th
-/// event, a CB program every 256th, and the peak at the very end — so pass 2
-/// of a summary replays the whole file. Returns bytes.
+/// event, a CB program every 256th, and the peak at the very end — so a
+/// summary keeps what was live at the peak to the end. Returns bytes.
 fn synthesize_window(path: &Path, events: u64) -> u64 {
     const WINDOW: u64 = 2_000;
     let header = bench_header("window");
