@@ -44,22 +44,25 @@ impl PeakSets {
         PeakSets { tracks: FxHashMap::default(), peaks, l1 }
     }
 
+    /// The targets an allocation of `btype` on `chip` belongs to.
+    fn targets(&self, chip: i32, btype: BufferType) -> impl Iterator<Item = Target> {
+        let peak = self.peaks.then_some(Target::Peak(chip, btype));
+        let l1 = (self.l1 && is_l1ish(btype)).then_some(Target::L1(chip));
+        peak.into_iter().chain(l1)
+    }
+
+    /// Whether an allocation acquired at record `record` was live at `t`'s peak (so far).
+    fn live_at_peak(&self, t: &Target, record: u64) -> bool {
+        self.tracks.get(t).is_some_and(|tr| record <= tr.at)
+    }
+
     /// `e` (a release) took an allocation off its chip.
     #[inline]
     pub fn released(&mut self, e: &ChipEvent) {
-        if self.peaks {
-            self.keep(Target::Peak(e.chip, e.btype), e);
-        }
-        if self.l1 && is_l1ish(e.btype) {
-            self.keep(Target::L1(e.chip), e);
-        }
-    }
-
-    #[inline]
-    fn keep(&mut self, t: Target, e: &ChipEvent) {
-        if let Some(tr) = self.tracks.get_mut(&t) {
-            if e.alloc_record <= tr.at {
-                tr.since.push(*e);
+        for t in self.targets(e.chip, e.btype) {
+            match self.tracks.get_mut(&t) {
+                Some(tr) if e.alloc_record <= tr.at => tr.since.push(*e),
+                _ => {}
             }
         }
     }
@@ -75,19 +78,12 @@ impl PeakSets {
     /// allocation (unordered); `m` is the model at the end of the trace.
     pub fn finish(self, m: &Model) -> FxHashMap<Target, Vec<ChipEvent>> {
         let mut sets: FxHashMap<Target, Vec<ChipEvent>> = FxHashMap::default();
-        let mut add = |t: Target, record: u64, e: &dyn Fn() -> ChipEvent| {
-            if self.tracks.get(&t).is_some_and(|tr| record <= tr.at) {
-                sets.entry(t).or_default().push(e());
-            }
-        };
         for (p, l) in m.live() {
             for &chip in l.chips() {
-                let e = || m.live_event(p, l, chip);
-                if self.peaks {
-                    add(Target::Peak(chip, l.btype), l.record, &e);
-                }
-                if self.l1 && is_l1ish(l.btype) {
-                    add(Target::L1(chip), l.record, &e);
+                for t in self.targets(chip, l.btype) {
+                    if self.live_at_peak(&t, l.record) {
+                        sets.entry(t).or_default().push(m.live_event(p, l, chip));
+                    }
                 }
             }
         }
