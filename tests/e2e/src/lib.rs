@@ -195,6 +195,14 @@ pub fn wait_draining(shm: &ShmDir) -> bool {
     wait_for(20, || ring_header(shm, |h, tail| h.collector_pid.load(std::sync::atomic::Ordering::Acquire) != 0 && tail > 0))
 }
 
+/// Waits until the collector writing `trace` has resynced: its `Resync` record
+/// (written right after the live-table snapshot) is in the file. A ring being
+/// drained is not enough: a resync drains the history before its snapshot,
+/// and frees published meanwhile are absorbed into it, not paired.
+pub fn wait_resynced(trace: &Path) -> bool {
+    wait_for(20, || trace.exists() && replay(trace).records.iter().any(|r| matches!(r, Record::Resync { .. })))
+}
+
 /// Waits until collector `pid` has claimed the (only) ring in `shm`.
 pub fn wait_claimed_by(shm: &ShmDir, pid: u32) -> bool {
     wait_for(20, || ring_header(shm, |h, _| h.collector_pid.load(std::sync::atomic::Ordering::Acquire) == pid))

@@ -193,8 +193,7 @@ fn overflow_without_collector_then_exact_live_totals() {
     let (child, line) = spawn_hold(&shm, "200", &[("TTALLOC_RING_EVENTS", "128")]);
     assert!(line.contains("\"live_user_buffers\": 100"), "{line}");
     let col = start_collector(&shm, &dir.path().join("t.msgpack"));
-    // The collector attached and resynced (it drains only after its resync).
-    assert!(wait_draining(&shm), "the collector attached");
+    assert!(wait_resynced(&dir.path().join("t.msgpack")), "the collector attached and resynced");
     release(child);
     assert!(wait_for(10, || shm.rings().is_empty()));
     let trace = col.trace.clone();

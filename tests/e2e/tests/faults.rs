@@ -567,7 +567,7 @@ fn late_collector_resyncs_from_a_grown_live_table() {
     assert_eq!(held["live_user_buffers"], 2000);
     let dir = tempfile::tempdir().unwrap();
     let col = collector(&shm, &dir.path().join("t.msgpack"));
-    assert!(wait_draining(&shm), "the collector attached");
+    assert!(wait_resynced(&dir.path().join("t.msgpack")), "the collector attached and resynced");
     let out = release(child);
     ok(&out);
     assert!(warnings(&out).is_empty(), "{:?}", warnings(&out));
