@@ -160,6 +160,12 @@ impl Collector {
         }
     }
 
+    /// The end of a drain loop pass: the live model catches up.
+    pub fn pass_done(&mut self) {
+        let attached = self.sessions.iter().map(|s| !s.finished).collect();
+        self.sink.pass_done(attached);
+    }
+
     /// Process `p` (its index in the trace) is still being drained.
     pub fn attached(&self, p: u32) -> bool {
         self.sessions.get(p as usize).is_some_and(|s| !s.finished)

@@ -8,6 +8,7 @@ mod collector;
 mod discover;
 mod launch;
 mod metrics;
+mod model_thread;
 mod monitor;
 mod output;
 mod session;
@@ -105,17 +106,19 @@ fn run(args: Args) -> Result<i32, String> {
         started_real_ns: started,
         command: args.command.clone(),
     };
-    let sink = sink::Sink::new(args.out.as_deref(), header)?;
+    // Snapshots for the live view and the metrics endpoint, at most every 100 ms
+    // (taken on the model's thread; the readers share `shared`).
+    let publisher = (args.monitor || args.metrics.is_some())
+        .then(|| snapshot::Publisher::new(Duration::from_millis(args.refresh_ms.min(100))));
+    let shared = publisher.as_ref().map(|p| p.shared.clone());
+    let sink = sink::Sink::new(args.out.as_deref(), header, publisher)?;
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as usize);
         libc::signal(libc::SIGTERM, on_signal as *const () as usize);
     }
-    // Snapshots for the live view and the metrics endpoint, at most every 100 ms.
-    let mut publisher = (args.monitor || args.metrics.is_some())
-        .then(|| snapshot::Publisher::new(Duration::from_millis(args.refresh_ms.min(100))));
-    if let (Some(a), Some(p)) = (&args.metrics, &publisher) {
+    if let (Some(a), Some(shared)) = (&args.metrics, &shared) {
         let addr = metrics::parse_addr(a, args.metrics_allow_remote)?;
-        let bound = metrics::serve(addr, p.shared.clone())?;
+        let bound = metrics::serve(addr, shared.clone())?;
         if !bound.ip().is_loopback() {
             eprintln!("ttalloc-collect: warning: metrics served on {bound} to anyone who can reach it (no authentication)");
         }
@@ -124,8 +127,8 @@ fn run(args: Args) -> Result<i32, String> {
     let full_screen = args.monitor && monitor::full_screen_possible();
     let output = (full_screen && !args.command.is_empty()).then(output::CommandOutput::default);
     // The view first: if it cannot take the terminal, no command was started.
-    let monitor = match (&publisher, args.monitor) {
-        (Some(p), true) => {
+    let monitor = match (&shared, args.monitor) {
+        (Some(shared), true) => {
             let opts = monitor::Options {
                 refresh: Duration::from_millis(args.refresh_ms),
                 focus: args.device.clone(),
@@ -135,7 +138,7 @@ fn run(args: Args) -> Result<i32, String> {
                 QUIT_KEY.store(true, Ordering::SeqCst);
                 STOP.store(true, Ordering::SeqCst);
             });
-            Some(monitor::start(p.shared.clone(), opts, output.clone(), quit)?)
+            Some(monitor::start(shared.clone(), opts, output.clone(), quit)?)
         }
         _ => None,
     };
@@ -171,9 +174,7 @@ fn run(args: Args) -> Result<i32, String> {
         }
         let n = col.drain();
         col.reap();
-        if let Some(p) = &mut publisher {
-            p.tick(&col.sink.model, &|i| col.attached(i));
-        }
+        col.pass_done();
         // Flushed often enough that a killed collector leaves a useful trace, not per batch.
         if last_flush.elapsed() >= Duration::from_millis(100) {
             col.sink.flush();
@@ -220,23 +221,25 @@ fn run(args: Args) -> Result<i32, String> {
     col.discover();
     col.stop();
     let events: u64 = col.sessions.iter().map(|s| s.events).sum();
-    let unknown: u64 = col.sink.model.unknown_frees;
+    let (dropped, unknown_frees) = {
+        let m = col.sink.model();
+        (m.dropped, m.unknown_frees)
+    };
     let footer = Footer {
         records: col.sink.records + 1,
         processes: col.sessions.len() as u32,
-        dropped: col.sink.model.dropped,
-        unknown_frees: unknown,
+        dropped,
+        unknown_frees,
         ended_real_ns: ttalloc_ring::region::realtime_ns(),
     };
     col.sink.finish(footer);
     let stopped = STOP.load(Ordering::SeqCst);
-    if let Some(p) = &mut publisher {
-        let why = match &child {
-            Some(_) if !stopped => format!("the command exited with {exit_code}"),
-            _ => "stopped".to_string(),
-        };
-        p.finish(&col.sink.model, &|i| col.attached(i), why);
-    }
+    let why = match &child {
+        Some(_) if !stopped => format!("the command exited with {exit_code}"),
+        _ => "stopped".to_string(),
+    };
+    let attached: Vec<bool> = (0..col.sessions.len() as u32).map(|i| col.attached(i)).collect();
+    col.sink.publish_final(&|i| attached.get(i as usize).copied().unwrap_or(false), why);
     if let Some(m) = monitor {
         // After a launched command ends, the full-screen view stays up until q.
         m.finish(child.is_some() && !stopped);
@@ -245,7 +248,8 @@ fn run(args: Args) -> Result<i32, String> {
         o.replay(Duration::from_millis(500));
     }
     if !args.quiet {
-        eprint!("{}", summary::render(&col.sink.model, events, col.sink.write_error.as_deref(), args.out.as_deref()));
+        let write_error = col.sink.write_error.clone();
+        eprint!("{}", summary::render(col.sink.model(), events, write_error.as_deref(), args.out.as_deref()));
     }
     if col.sink.write_error.is_some() && child.is_none() {
         return Ok(1);

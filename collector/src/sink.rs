@@ -1,25 +1,39 @@
-//! Where records go: the trace file (if any) and the live model. A write
-//! error (disk full) is reported once; the trace written so far stays
-//! readable and the live state stays exact.
+//! Where records go: the trace file (if any) and the live model (on its own
+//! thread, `model_thread`, unless none could be started). A write error
+//! (disk full) is reported once; the trace written so far stays readable and
+//! the live state stays exact.
 
+use crate::model_thread::{Live, ModelThread};
+use crate::snapshot::Publisher;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use ttalloc_trace::record::*;
 use ttalloc_trace::{Model, TraceWriter};
 
+/// Where the live model is kept.
+enum Home {
+    Here(Live),
+    Away(ModelThread),
+}
+
 pub struct Sink {
     writer: Option<TraceWriter<BufWriter<File>>>,
     pub path: Option<PathBuf>,
-    pub model: Model,
+    home: Home,
     pub write_error: Option<String>,
     pub records: u64,
 }
 
 impl Sink {
-    pub fn new(out: Option<&Path>, header: TraceHeader) -> Result<Sink, String> {
+    /// `publisher`: snapshots for the live view / metrics, taken by the model's thread.
+    pub fn new(out: Option<&Path>, header: TraceHeader, publisher: Option<Publisher>) -> Result<Sink, String> {
         let mut model = Model::new();
         model.apply(&Record::Header(Box::new(header.clone())), &mut |_| {});
+        let home = match ModelThread::start(Live { model, publisher, attached: Vec::new() }) {
+            Ok(t) => Home::Away(t),
+            Err(live) => Home::Here(live),
+        };
         let writer = match out {
             None => None,
             Some(path) => {
@@ -37,7 +51,7 @@ impl Sink {
                 )
             }
         };
-        let mut sink = Sink { writer, path: out.map(Path::to_path_buf), model, write_error: None, records: 0 };
+        let mut sink = Sink { writer, path: out.map(Path::to_path_buf), home, write_error: None, records: 0 };
         // The header goes out at once: a collector killed in its first moments
         // still leaves a (cut short) trace, not an empty file. A full disk is
         // reported like any later write error; the workload runs regardless.
@@ -47,11 +61,75 @@ impl Sink {
 
     pub fn emit(&mut self, r: Record) {
         self.records += 1;
-        self.model.apply(&r, &mut |_| {});
         if let Some(w) = &mut self.writer {
             if let Err(e) = w.write(&r) {
                 self.fail(e);
             }
+        }
+        match &mut self.home {
+            Home::Here(live) => live.model.apply(&r, &mut |_| {}),
+            Home::Away(t) => {
+                if !t.push(r) {
+                    self.model_lost();
+                }
+            }
+        }
+    }
+
+    /// The end of a drain pass: the model catches up with it (`attached`:
+    /// per process index, still being drained) and a snapshot is taken if due.
+    pub fn pass_done(&mut self, attached: Vec<bool>) {
+        match &mut self.home {
+            Home::Here(live) => {
+                live.attached = attached;
+                live.tick();
+            }
+            Home::Away(t) => {
+                if !t.pass_done(attached) {
+                    self.model_lost();
+                }
+            }
+        }
+    }
+
+    /// The live model, caught up with every record so far (its thread, if
+    /// any, ends here: call once the drain loop is done).
+    pub fn model(&mut self) -> &Model {
+        &self.settle().model
+    }
+
+    /// The model back on this thread.
+    fn settle(&mut self) -> &mut Live {
+        if let Home::Away(_) = self.home {
+            let Home::Away(t) = std::mem::replace(&mut self.home, Home::Here(Self::lost_live())) else { unreachable!() };
+            match t.join() {
+                Some(live) => self.home = Home::Here(live),
+                None => self.model_lost(),
+            }
+        }
+        match &mut self.home {
+            Home::Here(live) => live,
+            Home::Away(_) => unreachable!("settled"),
+        }
+    }
+
+    /// Only a bug in the model can end its thread early: the trace is still
+    /// written in full, but the live state starts again from nothing.
+    #[cold]
+    fn model_lost(&mut self) {
+        eprintln!("ttalloc-collect: the live model failed (a bug); the trace is complete, the live view and summary are not");
+        self.home = Home::Here(Self::lost_live());
+    }
+
+    fn lost_live() -> Live {
+        Live { model: Model::new(), publisher: None, attached: Vec::new() }
+    }
+
+    /// The last snapshot, once the trace is finished.
+    pub fn publish_final(&mut self, attached: &dyn Fn(u32) -> bool, why: String) {
+        let live = self.settle();
+        if let Some(p) = &mut live.publisher {
+            p.finish(&live.model, attached, why);
         }
     }
 
@@ -73,6 +151,7 @@ impl Sink {
     }
 
     pub fn finish(&mut self, footer: Footer) {
+        self.settle();
         self.emit(Record::Footer(footer));
         self.flush();
         self.writer = None;
