@@ -6,7 +6,7 @@
 //! the slower half instead of the sum of both.
 
 use crate::snapshot::Publisher;
-use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::time::Duration;
 use std::thread::JoinHandle;
 use ttalloc_trace::{Model, Record};
@@ -45,6 +45,9 @@ struct Batch {
 
 pub struct ModelThread {
     tx: SyncSender<Batch>,
+    /// Emptied batches coming back: a batch is 288 KiB, and a fresh one per
+    /// hand-over cost page faults here and unmapping (TLB shootdowns) there.
+    spent: Receiver<Vec<Record>>,
     batch: Vec<Record>,
     /// The attachments last handed over (an idle pass with no change sends nothing).
     attached: Vec<bool>,
@@ -57,14 +60,15 @@ impl ModelThread {
         let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
         // The state is handed over once the thread runs, so a failed spawn keeps it here.
         let (hand, take) = channel::<Live>();
+        let (give_back, spent) = channel::<Vec<Record>>();
         let spawned = std::thread::Builder::new().name("ttalloc-model".into()).spawn(move || {
             let live = take.recv().ok()?;
-            Some(keep(live, rx))
+            Some(keep(live, rx, give_back))
         });
         match spawned {
             Ok(thread) => {
                 hand.send(live).map_err(|e| e.0)?;
-                Ok(ModelThread { tx, batch: Vec::with_capacity(BATCH), attached: Vec::new(), thread })
+                Ok(ModelThread { tx, spent, batch: Vec::with_capacity(BATCH), attached: Vec::new(), thread })
             }
             Err(_) => Err(live),
         }
@@ -87,7 +91,8 @@ impl ModelThread {
     }
 
     fn send(&mut self, attached: Option<Vec<bool>>) -> bool {
-        let records = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let next = self.spent.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let records = std::mem::replace(&mut self.batch, next);
         self.tx.send(Batch { records, attached }).is_ok()
     }
 
@@ -101,7 +106,7 @@ impl ModelThread {
 }
 
 /// The thread: apply every batch, publish a snapshot when one is due.
-fn keep(mut live: Live, rx: Receiver<Batch>) -> Live {
+fn keep(mut live: Live, rx: Receiver<Batch>, give_back: Sender<Vec<Record>>) -> Live {
     loop {
         // Without a live view or metrics there is nothing to tick: sleep until records come.
         let next = match live.publisher {
@@ -109,10 +114,12 @@ fn keep(mut live: Live, rx: Receiver<Batch>) -> Live {
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match next {
-            Ok(b) => {
+            Ok(mut b) => {
                 for r in &b.records {
                     live.model.apply(r, &mut |_| {});
                 }
+                b.records.clear();
+                let _ = give_back.send(b.records);
                 if let Some(a) = b.attached {
                     live.attached = a;
                     live.tick();
