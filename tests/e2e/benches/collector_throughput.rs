@@ -622,7 +622,7 @@ fn main() {
     let baseline = std::env::var_os("TTALLOC_BENCH_BASELINE").map(|d| std::path::PathBuf::from(d).join("ttalloc-collect")).filter(|p| p.exists());
     let builds: Vec<(&str, std::path::PathBuf)> =
         std::iter::once(("this build", artefact("ttalloc-collect"))).chain(baseline.map(|b| ("baseline", b))).collect();
-    let rounds = if builds.len() > 1 { 3 } else { 1 };
+    let rounds = rounds(if builds.len() > 1 { 3 } else { 1 });
     let mut t = Table::new(&[
         "producer threads",
         "collector",
@@ -633,6 +633,7 @@ fn main() {
         "collector CPU s",
         "events/s per collector CPU-s",
         "vs baseline (per CPU-s)",
+        "events/s per drain-thread CPU-s",
         "drops",
         "trace B/event",
         "verdict (≥ 10 M/s, 0 drops)",
@@ -669,6 +670,7 @@ fn main() {
                 f2(med(r, &|s| s.collector_cpu.as_secs_f64())),
                 format!("{:.2} M", cpu_rate / 1e6),
                 if builds.len() > 1 && i == 0 { format!("{:.2}×", cpu_rate / cpu_rates[1]) } else { "–".into() },
+                format!("{:.2} M", med(r, &|s| s.events as f64 / s.drain_cpu.as_secs_f64().max(1e-9)) / 1e6),
                 drops.to_string(),
                 f1(med(r, &|s| s.facts.bytes as f64 / s.events as f64)),
                 verdict(wall_rate >= 10e6 && drops == 0).into(),
