@@ -217,6 +217,20 @@ impl Tmux {
         assert!(wait_for(30, || { s = self.screen(); f(&s) }), "never saw {what}; screen:\n{s}");
         s
     }
+    /// `wait`, then until two captures 100 ms apart agree: a capture can catch
+    /// the view mid-redraw (the header already new, the rows below not yet).
+    fn wait_settled(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let mut s = self.wait(what, &f);
+        assert!(
+            wait_for(30, || {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                let again = self.screen();
+                std::mem::replace(&mut s, again) == s && f(&s)
+            }),
+            "{what}: the screen never settled:\n{s}"
+        );
+        s
+    }
 }
 
 impl Drop for Tmux {
@@ -251,7 +265,7 @@ fn monitor_in_a_terminal_shows_the_mesh_rise_and_fall_per_chip() {
     let tmux = Tmux::new(140, 30, &cmd);
 
     // At the peak: 1.125 MiB system + 4 + 2 MiB DRAM, 32 + 128 KiB L1, 40 KiB of CBs, on each of the 8 chips.
-    let peak = tmux.wait("the mesh at its peak on chip 7", |s| s.lines().any(|l| l.starts_with("7 ") && l.contains("40K/40K")));
+    let peak = tmux.wait_settled("the mesh at its peak on chip 7", |s| s.lines().any(|l| l.starts_with("7 ") && l.contains("40K/40K")));
     for chip in 0..8 {
         let r = chip_row(&peak, chip);
         assert_eq!(r[..7], [chip.to_string().as_str(), "7.12M/7.12M", "160K/160K", "-", "-", "40K/40K", "6"], "chip {chip}:\n{peak}");
@@ -260,7 +274,7 @@ fn monitor_in_a_terminal_shows_the_mesh_rise_and_fall_per_chip() {
     assert!(peak.contains("processes 1 attached / 1 seen"), "{peak}");
 
     std::fs::write(&go, "").unwrap();
-    let after = tmux.wait("the end of the command", |s| s.contains("finished: the command exited with 0 · q quits"));
+    let after = tmux.wait_settled("the end of the command", |s| s.contains("finished: the command exited with 0 · q quits"));
     for chip in 0..8 {
         let r = chip_row(&after, chip);
         assert_eq!(r[1..7], ["0/7.12M", "0/160K", "-", "-", "0/40K", "0"], "chip {chip}:\n{after}");
@@ -291,7 +305,7 @@ fn monitor_q_finishes_the_trace_like_sigint() {
     // 102 buffers of 64 KiB, every other one freed: 51 live (3.1875 MiB) + 1.125 MiB system.
     let (holder, said) = hold(&shm, 102);
     let pid = said["pid"].as_u64().unwrap();
-    let s = tmux.wait("hold.py's buffers", |s| s.lines().any(|l| l.starts_with("0 ") && l.contains("4.31M/7.5M")));
+    let s = tmux.wait_settled("hold.py's buffers", |s| s.lines().any(|l| l.starts_with("0 ") && l.contains("4.31M/7.5M")));
     assert_eq!(chip_row(&s, 0)[..8], ["0", "4.31M/7.5M", "32K/32K", "-", "-", "-", "54", &pid.to_string()], "{s}");
     // -d 0: a row for the process under the chip.
     assert!(s.lines().any(|l| l.contains(&format!("└ {pid} python3 hold.py"))), "{s}");
