@@ -398,11 +398,22 @@ impl Pass1 {
             _ => 0,
         };
         self.evbuf.clear();
-        let buf = &mut self.evbuf;
-        // Only leaks (close releases) need the events, unless the timeline, L1 maps or peak sets do.
-        let all = self.timeline.is_some() || self.l1_maps || self.peak_sets.is_some();
+        self.peaked.clear();
+        // The timeline and the L1 peaks read the usage after the record: they get its events then.
+        let later = self.timeline.is_some() || self.l1_maps;
+        let (buf, peak_sets, peaked, leaks, clock) = (&mut self.evbuf, &mut self.peak_sets, &mut self.peaked, &mut self.leaks, &self.clock);
         self.model.apply(r, &mut |e| {
-            if all || e.kind == ChipKind::CloseRelease {
+            if let Some(ps) = peak_sets {
+                if e.kind.is_release() {
+                    ps.released(e);
+                } else if e.peak {
+                    peaked.push(Target::Peak(e.chip, e.btype));
+                }
+            }
+            if e.kind == ChipKind::CloseRelease {
+                leaks.push(close_leak(e, clock));
+            }
+            if later {
                 buf.push(*e)
             }
         });
@@ -411,36 +422,7 @@ impl Pass1 {
             self.gaps.push(Gap { p: *p, pid, after_seq: *after_seq, lost: *lost });
         }
         self.dirty.clear();
-        self.peaked.clear();
         for e in &self.evbuf {
-            if let Some(ps) = &mut self.peak_sets {
-                if e.kind.is_release() {
-                    ps.released(e);
-                } else if e.kind.is_acquire() && self.model.usage.get(&(e.chip, e.btype)).is_some_and(|u| u.peak_record == ord) {
-                    self.peaked.push(Target::Peak(e.chip, e.btype));
-                }
-            }
-            if e.kind == ChipKind::CloseRelease {
-                self.leaks.push(RawLeak {
-                    p: e.p,
-                    btype: e.btype,
-                    size: e.size,
-                    hooked: e.hooked,
-                    at: "device_close",
-                    item: LeakItem {
-                        chip: e.chip,
-                        address: e.address,
-                        id: e.id,
-                        tid: e.alloc_tid,
-                        ts_ns: e.alloc_ts_ns,
-                        t_ns: self.clock.rel(e.p, e.alloc_ts_ns),
-                        buffer: (e.btype != BufferType::Cb).then_some(e.object),
-                        program: (e.btype == BufferType::Cb).then_some(e.object),
-                        released_seq: Some(e.seq),
-                        released_ts_ns: Some(e.ts_ns),
-                    },
-                });
-            }
             if let Some(tl) = &mut self.timeline {
                 let key = (e.chip, e.btype);
                 let Some(u) = self.model.usage.get(&key) else { continue };
@@ -468,6 +450,29 @@ impl Pass1 {
                 ps.peaked(t, ord);
             }
         }
+    }
+}
+
+/// An allocation a device close released: a leak of its process.
+fn close_leak(e: &ChipEvent, clock: &Clock) -> RawLeak {
+    RawLeak {
+        p: e.p,
+        btype: e.btype,
+        size: e.size,
+        hooked: e.hooked,
+        at: "device_close",
+        item: LeakItem {
+            chip: e.chip,
+            address: e.address,
+            id: e.id,
+            tid: e.alloc_tid,
+            ts_ns: e.alloc_ts_ns,
+            t_ns: clock.rel(e.p, e.alloc_ts_ns),
+            buffer: (e.btype != BufferType::Cb).then_some(e.object),
+            program: (e.btype == BufferType::Cb).then_some(e.object),
+            released_seq: Some(e.seq),
+            released_ts_ns: Some(e.ts_ns),
+        },
     }
 }
 

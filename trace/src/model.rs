@@ -86,6 +86,8 @@ pub struct ChipEvent {
     pub hooked: bool,
     /// A globally allocated CB (aliases an L1 buffer; adds no bytes).
     pub global: bool,
+    /// This acquire raised its chip × type (over all processes) to a new peak.
+    pub peak: bool,
 }
 
 /// The chips of an allocation: one, or a mesh's list (shared, never copied per event).
@@ -316,6 +318,7 @@ impl Model {
             alloc_tid: ev.tid,
             hooked: false,
             global: false,
+            peak: false,
         }
     }
 
@@ -487,16 +490,18 @@ impl Model {
         let record = self.records;
         for &chip in chips.as_slice() {
             ce.chip = chip;
-            if lkind == LiveKind::Buffer {
-                for u in buffer_usage(&mut self.usage, &mut self.proc_usage, &mut self.slot_cache, slots, p, chip, btype) {
+            ce.peak = if lkind == LiveKind::Buffer {
+                let [u, pu] = buffer_usage(&mut self.usage, &mut self.proc_usage, &mut self.slot_cache, slots, p, chip, btype);
+                for u in [&mut *u, &mut *pu] {
                     u.allocs += 1;
                     u.live_count += 1;
                     u.hooked_allocs += hooked as u64;
-                    u.raise(bytes, &ce, record);
                 }
+                pu.raise(bytes, &ce, record);
+                u.raise(bytes, &ce, record)
             } else {
-                self.cb_change(p, chip, object, bytes as i128, 1, &ce);
-            }
+                self.cb_change(p, chip, object, bytes as i128, 1, &ce)
+            };
             out(&ce);
         }
     }
@@ -579,7 +584,8 @@ impl Model {
     /// Moves program `program`'s CB bytes on `chip` by `delta` and updates the
     /// chip's CB usage, which is the largest live program per process, summed
     /// over processes.
-    fn cb_change(&mut self, p: u32, chip: i32, program: u64, delta: i128, count: i64, ce: &ChipEvent) {
+    /// Returns whether the chip's CB usage (over all processes) reached a new peak.
+    fn cb_change(&mut self, p: u32, chip: i32, program: u64, delta: i128, count: i64, ce: &ChipEvent) -> bool {
         let record = self.records;
         let st = self.proc_mut(p);
         let old = st.cb_bytes.get(&(chip, program)).copied().unwrap_or(0);
@@ -608,7 +614,8 @@ impl Model {
         } else {
             st.cb_bytes.insert((chip, program), new);
         }
-        for u in both(&mut self.usage, &mut self.proc_usage, &mut self.slot_cache, p, chip, BufferType::Cb) {
+        let mut peaked = false;
+        for (i, u) in both(&mut self.usage, &mut self.proc_usage, &mut self.slot_cache, p, chip, BufferType::Cb).into_iter().enumerate() {
             if count > 0 {
                 u.allocs += 1;
                 u.live_count += 1;
@@ -618,11 +625,13 @@ impl Model {
                 u.close_released += (ce.kind == ChipKind::CloseRelease) as u64;
             }
             if after >= before {
-                u.raise(after - before, ce, record);
+                // `both` gives the usage over all processes first.
+                peaked |= u.raise(after - before, ce, record) && i == 0;
             } else {
                 u.lower(before - after);
             }
         }
+        peaked
     }
 
     /// Live allocation `l` of process `p` on `chip`, as the event that acquired it there.

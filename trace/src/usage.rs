@@ -31,8 +31,9 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Adds `bytes`; true if that made a new peak.
     #[inline]
-    pub(crate) fn raise(&mut self, bytes: u64, ev: &ChipEvent, record: u64) {
+    pub(crate) fn raise(&mut self, bytes: u64, ev: &ChipEvent, record: u64) -> bool {
         // Hostile sizes saturate: a total at the top is absurd, but not a small lie.
         self.current = self.current.saturating_add(bytes);
         if self.current > self.peak {
@@ -41,7 +42,9 @@ impl Usage {
             self.peak_ts_ns = ev.ts_ns;
             self.peak_p = ev.p;
             self.peak_record = record;
+            return true;
         }
+        false
     }
     pub(crate) fn lower(&mut self, bytes: u64) {
         self.current = self.current.saturating_sub(bytes);
