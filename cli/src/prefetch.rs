@@ -2,9 +2,13 @@
 //! the caller applies the records already decoded. Decoding is about a third
 //! of a summary's work, so with a second core a replay takes the time of the
 //! rest; on one core it costs a channel message per `BATCH` records.
+//!
+//! The caller sees each record by reference and the emptied batch goes back:
+//! records are dropped, and batches reused, on the decoding thread, so the
+//! applying thread (the slower one) neither moves nor drops them.
 
 use crate::source::{Error, Source};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 use ttalloc_trace::Record;
 
@@ -20,94 +24,95 @@ enum Msg {
     End(Box<Source>, Option<Error>),
 }
 
+enum Reading {
+    /// No thread could be started.
+    Inline(Box<Source>),
+    Ahead { rx: Receiver<Msg>, spent: Sender<Vec<Record>>, thread: JoinHandle<()> },
+    /// The end was reached: the source, for its `cut`.
+    Done(Box<Source>),
+    /// Given up (the thread failed, or the consumer is being dropped).
+    Stopped,
+}
+
 pub struct Prefetch {
-    /// The decoding thread's batches; None when it could not be started.
-    rx: Option<Receiver<Msg>>,
-    thread: Option<JoinHandle<()>>,
-    batch: std::vec::IntoIter<Record>,
-    /// The source: here from the start if reading inline, else once the thread is done.
-    source: Option<Box<Source>>,
-    /// Records returned so far (as `Source::ordinal`).
+    reading: Reading,
+    /// Records handed to the caller so far (as `Source::ordinal`).
     pub ordinal: u64,
 }
 
 impl Prefetch {
     pub fn start(src: Source) -> Prefetch {
         let (tx, rx) = sync_channel(AHEAD);
-        let src = Box::new(src);
-        let mut p = Prefetch { rx: None, thread: None, batch: Vec::new().into_iter(), source: None, ordinal: 0 };
-        // The source moves into the thread; if it cannot start, the source stays here.
-        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(src)));
-        let theirs = std::sync::Arc::clone(&slot);
+        let (spent, reuse) = channel();
+        // The source is handed over once the thread runs, so a failed spawn keeps it here.
+        let (hand, take) = channel::<Box<Source>>();
         let spawned = std::thread::Builder::new().name("ttalloc-read".into()).spawn(move || {
-            if let Some(src) = theirs.lock().ok().and_then(|mut s| s.take()) {
-                read_ahead(src, tx);
+            if let Ok(src) = take.recv() {
+                read_ahead(src, tx, reuse);
             }
         });
-        match spawned {
-            Ok(t) => {
-                p.rx = Some(rx);
-                p.thread = Some(t);
-            }
-            Err(_) => p.source = slot.lock().ok().and_then(|mut s| s.take()),
-        }
-        p
-    }
-
-    /// The next record, as [`Source::next_record`].
-    #[inline]
-    pub fn next_record(&mut self) -> Result<Option<Record>, Error> {
-        match self.batch.next() {
-            Some(r) => {
-                self.ordinal += 1;
-                Ok(Some(r))
-            }
-            None => self.refill(),
-        }
-    }
-
-    #[cold]
-    fn refill(&mut self) -> Result<Option<Record>, Error> {
-        let Some(rx) = &self.rx else {
-            // Reading inline.
-            let src = self.source.as_mut().expect("an inline source");
-            let r = src.next_record();
-            self.ordinal = src.ordinal;
-            return r;
+        let reading = match spawned {
+            Ok(thread) => match hand.send(Box::new(src)) {
+                Ok(()) => Reading::Ahead { rx, spent, thread },
+                Err(e) => Reading::Inline(e.0),
+            },
+            Err(_) => Reading::Inline(Box::new(src)),
         };
-        loop {
+        Prefetch { reading, ordinal: 0 }
+    }
+
+    /// Calls `f` with each record and its ordinal, in file order, to the end:
+    /// `Ok` for a clean or cut end (see `finished`), the error of a corrupt
+    /// record (after the records before it).
+    pub fn each(&mut self, mut f: impl FnMut(u64, &Record)) -> Result<(), Error> {
+        let (rx, spent) = match &mut self.reading {
+            Reading::Inline(src) => {
+                while let Some(r) = src.next_record()? {
+                    f(src.ordinal, &r);
+                }
+                self.ordinal = src.ordinal;
+                return Ok(());
+            }
+            Reading::Ahead { rx, spent, .. } => (rx, spent),
+            Reading::Done(_) | Reading::Stopped => return Ok(()),
+        };
+        let end = loop {
             match rx.recv() {
                 Ok(Msg::Batch(b)) => {
-                    self.batch = b.into_iter();
-                    if let Some(r) = self.batch.next() {
+                    for r in &b {
                         self.ordinal += 1;
-                        return Ok(Some(r));
+                        f(self.ordinal, r);
                     }
+                    let _ = spent.send(b);
                 }
-                Ok(Msg::End(src, failed)) => {
-                    self.source = Some(src);
-                    return failed.map_or(Ok(None), Err);
-                }
-                // Disconnected: the end was already returned (or the thread died).
-                Err(_) => {
-                    return match &self.source {
-                        Some(_) => Ok(None),
-                        None => Err(Error::new("ttalloc", "the trace reading thread failed")),
-                    }
-                }
+                Ok(Msg::End(src, failed)) => break Some((src, failed)),
+                Err(_) => break None,
             }
+        };
+        let Some((src, failed)) = end else {
+            self.reading = Reading::Stopped;
+            return Err(Error::new("ttalloc", "the trace reading thread failed"));
+        };
+        if let Reading::Ahead { thread, .. } = std::mem::replace(&mut self.reading, Reading::Done(src)) {
+            let _ = thread.join();
         }
+        failed.map_or(Ok(()), Err)
     }
 
-    /// The source, once `next_record` has returned its end (for `cut`).
+    /// The source, once `each` has reached its end (for `cut`).
     pub fn finished(&self) -> Option<&Source> {
-        self.source.as_deref()
+        match &self.reading {
+            Reading::Done(src) => Some(src),
+            _ => None,
+        }
     }
 }
 
-fn read_ahead(mut src: Box<Source>, tx: SyncSender<Msg>) {
+fn read_ahead(mut src: Box<Source>, tx: SyncSender<Msg>, reuse: Receiver<Vec<Record>>) {
     loop {
-        let mut batch = Vec::with_capacity(BATCH);
+        // A batch back from the consumer: its records are dropped here.
+        let mut batch = reuse.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        batch.clear();
         let end = loop {
             match src.next_record() {
                 Ok(Some(r)) => {
@@ -135,9 +140,10 @@ impl Drop for Prefetch {
     /// The consumer stopped (done, or gave up on an error): the thread stops
     /// at its next send, and its source (and progress bar) is dropped with it.
     fn drop(&mut self) {
-        self.rx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Reading::Ahead { rx, spent, thread } = std::mem::replace(&mut self.reading, Reading::Stopped) {
+            // The receiver goes first, so the thread's next send fails and it ends.
+            drop((rx, spent));
+            let _ = thread.join();
         }
     }
 }
@@ -173,6 +179,17 @@ mod tests {
         }
     }
 
+    /// Every record `each` gives, checking the ordinals count up from 1; and its error.
+    fn ahead(p: &mut Prefetch) -> (Vec<Record>, Option<String>) {
+        let mut got = Vec::new();
+        let first = p.ordinal;
+        let end = p.each(|ord, r| {
+            assert_eq!(ord, first + got.len() as u64 + 1);
+            got.push(r.clone());
+        });
+        (got, end.err().map(|e| e.to_string()))
+    }
+
     /// Across batch boundaries, to a cut end and to a corrupt record, the read-ahead
     /// source returns what the source itself does, with the same ordinals.
     #[test]
@@ -184,13 +201,13 @@ mod tests {
             let mut src = Source::open(&path, None).unwrap();
             let (want, want_err) = all(|| src.next_record());
             let mut p = Prefetch::start(Source::open(&path, None).unwrap());
-            let (got, err) = all(|| p.next_record());
+            let (got, err) = ahead(&mut p);
             assert_eq!((got.len(), &err), (want.len(), &want_err), "{n} records");
             assert!(got == want, "{n} records");
             assert_eq!(p.ordinal, src.ordinal);
             assert_eq!(p.finished().unwrap().cut, src.cut, "{n} records");
             assert!(src.cut.is_some(), "no footer: a cut");
-            assert!(matches!(p.next_record(), Ok(None)), "the end stays the end");
+            assert_eq!(ahead(&mut p), (vec![], None), "the end stays the end");
         }
         // A corrupt record mid-file: the records before it, then its error.
         let starts = trace(&path, 3 * BATCH as u64);
@@ -200,7 +217,7 @@ mod tests {
         let mut src = Source::open(&path, None).unwrap();
         let (want, want_err) = all(|| src.next_record());
         let mut p = Prefetch::start(Source::open(&path, None).unwrap());
-        let (got, err) = all(|| p.next_record());
+        let (got, err) = ahead(&mut p);
         assert_eq!((got.len(), &err), (want.len(), &want_err));
         assert_eq!(got.len(), 2 + BATCH + 5, "the header, the process, the records before the corrupt one");
         assert!(err.as_ref().is_some_and(|e| e.contains("corrupt record")), "{err:?}");

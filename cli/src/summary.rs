@@ -500,9 +500,7 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
         peaked: Vec::new(),
     };
     let mut src = Prefetch::start(src);
-    while let Some(r) = src.next_record()? {
-        st.apply(src.ordinal, &r);
-    }
+    src.each(|ord, r| st.apply(ord, r))?;
     let records = src.ordinal;
     let cut = src.finished().and_then(|s| s.cut.clone());
     drop(src);
