@@ -374,8 +374,8 @@ struct RawLeak {
     item: LeakItem,
 }
 
-/// Pass 1: the model plus what the summary needs that the model does not keep.
-struct Pass1 {
+/// The replay: the model plus what the summary needs that the model does not keep.
+struct Replay {
     model: Model,
     clock: Clock,
     evbuf: Vec<ChipEvent>,
@@ -390,7 +390,7 @@ struct Pass1 {
     peaked: Vec<Target>,
 }
 
-impl Pass1 {
+impl Replay {
     fn apply(&mut self, ord: u64, r: &Record) {
         self.clock.see(r);
         let x = match (&mut self.timeline, r.ev()) {
@@ -486,7 +486,7 @@ pub fn summarize(path: &Path) -> Result<Summary, Error> {
 pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
     let label = opts.progress.then_some("replay");
     let src = Source::open(path, label)?;
-    let mut st = Pass1 {
+    let mut st = Replay {
         model: Model::new(),
         clock: Clock::default(),
         evbuf: Vec::new(),

@@ -91,7 +91,7 @@ fn scale(events: u64, keep: Option<std::path::PathBuf>) -> (u64, u64) {
     let (o, rss) = run_measured(&["replay", path.to_str().unwrap(), "--json"]);
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    eprintln!("replay: {:.1}s ({:.2} M events/s, two passes), peak RSS {} MiB for a {} MiB trace", secs, n as f64 / secs / 1e6, rss >> 20, size >> 20);
+    eprintln!("replay: {:.1}s ({:.2} M events/s), peak RSS {} MiB for a {} MiB trace", secs, n as f64 / secs / 1e6, rss >> 20, size >> 20);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["trace"]["complete"], true);
     assert_eq!(v["processes"][0]["events"], n);
