@@ -51,15 +51,15 @@ pub struct ModelThread {
     batch: Vec<Record>,
     /// The attachments last handed over (an idle pass with no change sends nothing).
     attached: Vec<bool>,
-    thread: JoinHandle<Option<Live>>,
+    thread: JoinHandle<Option<Box<Live>>>,
 }
 
 impl ModelThread {
     /// Starts the thread with `live`; gives it back if no thread can be started.
-    pub fn start(live: Live) -> Result<ModelThread, Live> {
+    pub fn start(live: Box<Live>) -> Result<ModelThread, Box<Live>> {
         let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
         // The state is handed over once the thread runs, so a failed spawn keeps it here.
-        let (hand, take) = channel::<Live>();
+        let (hand, take) = channel::<Box<Live>>();
         let (give_back, spent) = channel::<Vec<Record>>();
         let spawned = std::thread::Builder::new().name("ttalloc-model".into()).spawn(move || {
             let live = take.recv().ok()?;
@@ -98,7 +98,7 @@ impl ModelThread {
 
     /// Hands over the rest and waits for the model to catch up; its state
     /// comes back (None if the thread panicked).
-    pub fn join(mut self) -> Option<Live> {
+    pub fn join(mut self) -> Option<Box<Live>> {
         let _ = self.send(None);
         drop(self.tx);
         self.thread.join().ok().flatten()
@@ -106,7 +106,7 @@ impl ModelThread {
 }
 
 /// The thread: apply every batch, publish a snapshot when one is due.
-fn keep(mut live: Live, rx: Receiver<Batch>, give_back: Sender<Vec<Record>>) -> Live {
+fn keep(mut live: Box<Live>, rx: Receiver<Batch>, give_back: Sender<Vec<Record>>) -> Box<Live> {
     loop {
         // Without a live view or metrics there is nothing to tick: sleep until records come.
         let next = match live.publisher {
@@ -167,7 +167,7 @@ mod tests {
     fn the_thread_keeps_the_model_an_inline_apply_keeps() {
         let rs = records();
         let mut inline = Model::new();
-        let mut t = ModelThread::start(Live { model: Model::new(), publisher: None, attached: Vec::new() }).ok().unwrap();
+        let mut t = ModelThread::start(Box::new(Live { model: Model::new(), publisher: None, attached: Vec::new() })).ok().unwrap();
         let mut last = Vec::new();
         for (i, r) in rs.iter().enumerate() {
             inline.apply(r, &mut |_| {});
@@ -192,7 +192,7 @@ mod tests {
         let (first, rest) = rs.split_at(100);
         let publisher = Publisher::new(Duration::from_millis(300));
         let shared = publisher.shared.clone();
-        let mut t = ModelThread::start(Live { model: Model::new(), publisher: Some(publisher), attached: Vec::new() }).ok().unwrap();
+        let mut t = ModelThread::start(Box::new(Live { model: Model::new(), publisher: Some(publisher), attached: Vec::new() })).ok().unwrap();
         for r in first {
             t.push(r.clone());
         }

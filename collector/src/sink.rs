@@ -13,7 +13,7 @@ use ttalloc_trace::{Model, TraceWriter};
 
 /// Where the live model is kept.
 enum Home {
-    Here(Live),
+    Here(Box<Live>),
     Away(ModelThread),
 }
 
@@ -30,7 +30,7 @@ impl Sink {
     pub fn new(out: Option<&Path>, header: TraceHeader, publisher: Option<Publisher>) -> Result<Sink, String> {
         let mut model = Model::new();
         model.apply(&Record::Header(Box::new(header.clone())), &mut |_| {});
-        let home = match ModelThread::start(Live { model, publisher, attached: Vec::new() }) {
+        let home = match ModelThread::start(Box::new(Live { model, publisher, attached: Vec::new() })) {
             Ok(t) => Home::Away(t),
             Err(live) => Home::Here(live),
         };
@@ -121,8 +121,8 @@ impl Sink {
         self.home = Home::Here(Self::lost_live());
     }
 
-    fn lost_live() -> Live {
-        Live { model: Model::new(), publisher: None, attached: Vec::new() }
+    fn lost_live() -> Box<Live> {
+        Box::new(Live { model: Model::new(), publisher: None, attached: Vec::new() })
     }
 
     /// The last snapshot, once the trace is finished.
