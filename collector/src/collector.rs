@@ -162,13 +162,13 @@ impl Collector {
 
     /// The end of a drain loop pass: the live model catches up.
     pub fn pass_done(&mut self) {
-        let attached = self.sessions.iter().map(|s| !s.finished).collect();
+        let attached = self.attachments();
         self.sink.pass_done(attached);
     }
 
-    /// Process `p` (its index in the trace) is still being drained.
-    pub fn attached(&self, p: u32) -> bool {
-        self.sessions.get(p as usize).is_some_and(|s| !s.finished)
+    /// Per process (its index in the trace): still being drained.
+    pub fn attachments(&self) -> Vec<bool> {
+        self.sessions.iter().map(|s| !s.finished).collect()
     }
 
     pub fn active(&self) -> usize {

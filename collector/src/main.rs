@@ -238,8 +238,8 @@ fn run(args: Args) -> Result<i32, String> {
         Some(_) if !stopped => format!("the command exited with {exit_code}"),
         _ => "stopped".to_string(),
     };
-    let attached: Vec<bool> = (0..col.sessions.len() as u32).map(|i| col.attached(i)).collect();
-    col.sink.publish_final(&|i| attached.get(i as usize).copied().unwrap_or(false), why);
+    let attached = col.attachments();
+    col.sink.publish_final(attached, why);
     if let Some(m) = monitor {
         // After a launched command ends, the full-screen view stays up until q.
         m.finish(child.is_some() && !stopped);

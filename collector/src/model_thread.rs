@@ -31,10 +31,21 @@ impl Live {
     /// A snapshot for the live view, if one is due.
     pub fn tick(&mut self) {
         if let Some(p) = &mut self.publisher {
-            let attached = &self.attached;
-            p.tick(&self.model, &|i| attached.get(i as usize).copied().unwrap_or(false));
+            p.tick(&self.model, &attached_in(&self.attached));
         }
     }
+
+    /// The last snapshot, saying why the trace ended.
+    pub fn finish(&mut self, why: String) {
+        if let Some(p) = &mut self.publisher {
+            p.finish(&self.model, &attached_in(&self.attached), why);
+        }
+    }
+}
+
+/// `attached` (per process index) as the snapshots ask it.
+fn attached_in(attached: &[bool]) -> impl Fn(u32) -> bool + '_ {
+    |p| attached.get(p as usize).copied().unwrap_or(false)
 }
 
 struct Batch {

@@ -125,12 +125,11 @@ impl Sink {
         Box::new(Live { model: Model::new(), publisher: None, attached: Vec::new() })
     }
 
-    /// The last snapshot, once the trace is finished.
-    pub fn publish_final(&mut self, attached: &dyn Fn(u32) -> bool, why: String) {
+    /// The last snapshot, once the trace is finished (`attached` as in `pass_done`).
+    pub fn publish_final(&mut self, attached: Vec<bool>, why: String) {
         let live = self.settle();
-        if let Some(p) = &mut live.publisher {
-            p.finish(&live.model, attached, why);
-        }
+        live.attached = attached;
+        live.finish(why);
     }
 
     fn fail(&mut self, e: std::io::Error) {
