@@ -671,21 +671,12 @@ fn live_item(m: &Model, clock: &Clock, e: &ChipEvent) -> LiveItem {
         btype: e.btype.name().to_string(),
         address: e.address,
         size: e.size,
-        bytes: bytes_of(e),
+        bytes: e.bytes(),
         page_size: e.page_size,
         buffer: (!cb).then_some(e.object),
         program: cb.then_some(e.object),
         hooked: e.hooked,
         global: e.global,
-    }
-}
-
-/// Bytes it counts for: none when hooked or a global CB.
-fn bytes_of(e: &ChipEvent) -> u64 {
-    if e.hooked || e.global {
-        0
-    } else {
-        e.size
     }
 }
 
@@ -697,11 +688,11 @@ pub fn live_on(m: &Model, clock: &Clock, chip: i32, btype: BufferType, top: usiz
 
 /// A live set, largest first: the first `top` as items, and the rest summed.
 fn ranked(m: &Model, clock: &Clock, mut set: Vec<ChipEvent>, top: usize) -> (Vec<LiveItem>, Rest) {
-    set.sort_unstable_by(|a, b| bytes_of(b).cmp(&bytes_of(a)).then(b.size.cmp(&a.size)).then(a.p.cmp(&b.p)).then(a.id.cmp(&b.id)));
+    set.sort_unstable_by(|a, b| b.bytes().cmp(&a.bytes()).then(b.size.cmp(&a.size)).then(a.p.cmp(&b.p)).then(a.id.cmp(&b.id)));
     let mut rest = Rest::default();
     for e in set.iter().skip(top) {
         rest.count += 1;
-        rest.bytes = rest.bytes.saturating_add(bytes_of(e));
+        rest.bytes = rest.bytes.saturating_add(e.bytes());
     }
     set.truncate(top);
     (set.iter().map(|e| live_item(m, clock, e)).collect(), rest)

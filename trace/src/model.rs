@@ -90,6 +90,13 @@ pub struct ChipEvent {
     pub peak: bool,
 }
 
+impl ChipEvent {
+    /// Bytes the allocation occupies on this chip (as `Live::bytes`).
+    pub fn bytes(&self) -> u64 {
+        counted_bytes(self.size, self.hooked, self.global)
+    }
+}
+
 /// The chips of an allocation: one, or a mesh's list (shared, never copied per event).
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Chips {
@@ -151,14 +158,19 @@ impl Live {
     pub fn is_cb(&self) -> bool {
         self.kind != LiveKind::Buffer
     }
-    /// Bytes it occupies on each of its chips: none when hooked (graph
-    /// capture) or a globally allocated CB (aliases a counted L1 buffer).
+    /// Bytes it occupies on each of its chips (see `counted_bytes`).
     pub fn bytes(&self) -> u64 {
-        if self.hooked || self.global {
-            0
-        } else {
-            self.size
-        }
+        counted_bytes(self.size, self.hooked, self.global)
+    }
+}
+
+/// Bytes an allocation of `size` occupies on a chip: none when hooked (graph
+/// capture) or a globally allocated CB (aliases a counted L1 buffer).
+fn counted_bytes(size: u64, hooked: bool, global: bool) -> u64 {
+    if hooked || global {
+        0
+    } else {
+        size
     }
 }
 
@@ -614,8 +626,8 @@ impl Model {
         } else {
             st.cb_bytes.insert((chip, program), new);
         }
-        let mut peaked = false;
-        for (i, u) in both(&mut self.usage, &mut self.proc_usage, &mut self.slot_cache, p, chip, BufferType::Cb).into_iter().enumerate() {
+        let [u, pu] = both(&mut self.usage, &mut self.proc_usage, &mut self.slot_cache, p, chip, BufferType::Cb);
+        for u in [&mut *u, &mut *pu] {
             if count > 0 {
                 u.allocs += 1;
                 u.live_count += 1;
@@ -624,14 +636,15 @@ impl Model {
                 u.live_count = u.live_count.saturating_sub(1);
                 u.close_released += (ce.kind == ChipKind::CloseRelease) as u64;
             }
-            if after >= before {
-                // `both` gives the usage over all processes first.
-                peaked |= u.raise(after - before, ce, record) && i == 0;
-            } else {
-                u.lower(before - after);
-            }
         }
-        peaked
+        if after >= before {
+            pu.raise(after - before, ce, record);
+            u.raise(after - before, ce, record)
+        } else {
+            pu.lower(before - after);
+            u.lower(before - after);
+            false
+        }
     }
 
     /// Live allocation `l` of process `p` on `chip`, as the event that acquired it there.
