@@ -17,6 +17,8 @@ use ttalloc_trace::Record;
 const BATCH: usize = 1024;
 /// Batches decoded ahead of the consumer at most.
 const AHEAD: usize = 4;
+/// How far ahead the consumer is shown a record (for `Model::prefetch`).
+pub const LOOK_AHEAD: usize = ttalloc_trace::Model::PREFETCH_AHEAD;
 
 enum Msg {
     Batch(Vec<Record>),
@@ -61,14 +63,16 @@ impl Prefetch {
         Prefetch { reading, ordinal: 0 }
     }
 
-    /// Calls `f` with each record and its ordinal, in file order, to the end:
+    /// Calls `f` with each record, its ordinal and the record `LOOK_AHEAD`
+    /// after it when that one is already decoded (for `Model::prefetch`), in
+    /// file order, to the end:
     /// `Ok` for a clean or cut end (see `finished`), the error of a corrupt
     /// record (after the records before it).
-    pub fn each(&mut self, mut f: impl FnMut(u64, &Record)) -> Result<(), Error> {
+    pub fn each(&mut self, mut f: impl FnMut(u64, &Record, Option<&Record>)) -> Result<(), Error> {
         let (rx, spent) = match &mut self.reading {
             Reading::Inline(src) => {
                 while let Some(r) = src.next_record()? {
-                    f(src.ordinal, &r);
+                    f(src.ordinal, &r, None);
                 }
                 self.ordinal = src.ordinal;
                 return Ok(());
@@ -79,9 +83,9 @@ impl Prefetch {
         let end = loop {
             match rx.recv() {
                 Ok(Msg::Batch(b)) => {
-                    for r in &b {
+                    for (i, r) in b.iter().enumerate() {
                         self.ordinal += 1;
-                        f(self.ordinal, r);
+                        f(self.ordinal, r, b.get(i + LOOK_AHEAD));
                     }
                     let _ = spent.send(b);
                 }
@@ -179,14 +183,25 @@ mod tests {
         }
     }
 
-    /// Every record `each` gives, checking the ordinals count up from 1; and its error.
+    /// Every record `each` gives, checking the ordinals count up from 1 and
+    /// that each record shown ahead is the one `LOOK_AHEAD` later; and its error.
     fn ahead(p: &mut Prefetch) -> (Vec<Record>, Option<String>) {
         let mut got = Vec::new();
+        let mut shown: Vec<(usize, Record)> = Vec::new();
         let first = p.ordinal;
-        let end = p.each(|ord, r| {
+        let end = p.each(|ord, r, a| {
             assert_eq!(ord, first + got.len() as u64 + 1);
+            if let Some(a) = a {
+                shown.push((got.len() + LOOK_AHEAD, a.clone()));
+            }
             got.push(r.clone());
         });
+        for (i, a) in &shown {
+            assert!(got.get(*i) == Some(a), "record {i} shown ahead is not the one read there");
+        }
+        // Shown for all but the last few of each batch (not across a hand-over).
+        let batches = got.len().div_ceil(BATCH);
+        assert!(shown.len() + batches * LOOK_AHEAD >= got.len(), "{} of {} shown ahead", shown.len(), got.len());
         (got, end.err().map(|e| e.to_string()))
     }
 

@@ -500,7 +500,12 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
         peaked: Vec::new(),
     };
     let mut src = Prefetch::start(src);
-    src.each(|ord, r| st.apply(ord, r))?;
+    src.each(|ord, r, ahead| {
+        if let Some(a) = ahead {
+            st.model.prefetch(a);
+        }
+        st.apply(ord, r)
+    })?;
     let records = src.ordinal;
     let cut = src.finished().and_then(|s| s.cut.clone());
     drop(src);

@@ -126,9 +126,7 @@ fn keep(mut live: Box<Live>, rx: Receiver<Batch>, give_back: Sender<Vec<Record>>
         };
         match next {
             Ok(mut b) => {
-                for r in &b.records {
-                    live.model.apply(r, &mut |_| {});
-                }
+                live.model.apply_all(&b.records, &mut |_| {});
                 b.records.clear();
                 let _ = give_back.send(b.records);
                 if let Some(a) = b.attached {

@@ -9,6 +9,7 @@
 //!   per-type usage (live bytes, peaks, counts). The collector's live view and
 //!   the offline `ttalloc replay` share it, so they cannot disagree.
 
+mod live_table;
 pub mod model;
 mod mp;
 pub mod reader;
@@ -16,6 +17,7 @@ pub mod record;
 pub mod usage;
 pub mod writer;
 
+pub use live_table::LiveTable;
 pub use model::{ChipEvent, ChipKind, Model};
 pub use usage::{Usage, UsageMap};
 pub use reader::{TraceError, TraceReader};

@@ -352,7 +352,17 @@ fn child_replay(path: &Path) {
     let mut rd = TraceReader::new(BufReader::with_capacity(1 << 20, std::fs::File::open(path).unwrap()));
     let mut model = Model::new();
     let mut chip_events = 0u64;
+    // As the summary and the collector apply records: prefetching a few ahead.
+    let mut ahead = std::collections::VecDeque::with_capacity(Model::PREFETCH_AHEAD + 1);
     while let Some(r) = rd.next_record().expect("readable") {
+        model.prefetch(&r);
+        ahead.push_back(r);
+        if ahead.len() > Model::PREFETCH_AHEAD {
+            let r = ahead.pop_front().expect("more than PREFETCH_AHEAD");
+            model.apply(&r, &mut |_| chip_events += 1);
+        }
+    }
+    for r in ahead {
         model.apply(&r, &mut |_| chip_events += 1);
     }
     assert!(rd.complete);
