@@ -147,6 +147,11 @@ impl LiveTable {
         self.find(seq).is_some()
     }
 
+    /// Slots (kept at most 3/4 full).
+    pub fn capacity(&self) -> usize {
+        self.keys.len()
+    }
+
     pub fn len(&self) -> usize {
         self.len + self.top.is_some() as usize
     }

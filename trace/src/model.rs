@@ -152,6 +152,10 @@ pub struct Live {
 
 const NO_SLOTS: [u32; 2] = [u32::MAX; 2];
 
+/// A live table this large (≈ 1.5 MiB) no longer fits a core's L2 here:
+/// below it, `prefetch` would only add its ≈ 40 instructions per record.
+const PREFETCH_FROM_SLOTS: usize = 1 << 14;
+
 impl Live {
     pub fn chips(&self) -> &[i32] {
         self.chips.as_slice()
@@ -285,6 +289,8 @@ pub struct Model {
     pub alloc_failures: u64,
     pub records: u64,
     slot_cache: SlotCache,
+    /// Some live table has outgrown the cache: `prefetch` is worth its cost.
+    prefetching: bool,
 }
 
 impl Model {
@@ -494,9 +500,11 @@ impl Model {
         if !st.live.insert(ev.seq, live) {
             return;
         }
+        let big = st.live.capacity() >= PREFETCH_FROM_SLOTS;
         if lkind != LiveKind::Buffer {
             st.programs.entry(object).or_default().push(ev.seq);
         }
+        self.prefetching |= big;
         let record = self.records;
         for &chip in chips.as_slice() {
             ce.chip = chip;
@@ -664,6 +672,9 @@ impl Model {
     /// randomly released live set costs (see `LiveTable`). Changes nothing.
     #[inline]
     pub fn prefetch(&self, r: &Record) {
+        if !self.prefetching {
+            return;
+        }
         let (p, seq) = match r {
             Record::Free { ev, alloc_seq } => (ev.p, *alloc_seq),
             Record::ResyncDrop { p, alloc_seq } => (*p, *alloc_seq),

@@ -242,7 +242,7 @@ fn replayers(baseline: Option<&Path>) -> Vec<Replayer> {
         }
         if model.exists() {
             v.push(Replayer {
-                name: format!("TraceReader + Model::apply ({which})"),
+                name: format!("TraceReader + Model, in-process ({which})"),
                 cmd: format!("TTALLOC_BENCH_CHILD_REPLAY=T {}", if which == "baseline" { "BASELINE/trace_size_replay" } else { "trace_size_replay" }),
                 run: Box::new(move |p: &Path| run(Command::new(&model).env("TTALLOC_BENCH_CHILD_REPLAY", p), Duration::from_secs(1800))),
                 secs: |f| f64_of(&last_json(&f.stdout), "secs"),
@@ -352,18 +352,19 @@ fn child_replay(path: &Path) {
     let mut rd = TraceReader::new(BufReader::with_capacity(1 << 20, std::fs::File::open(path).unwrap()));
     let mut model = Model::new();
     let mut chip_events = 0u64;
-    // As the summary and the collector apply records: prefetching a few ahead.
-    let mut ahead = std::collections::VecDeque::with_capacity(Model::PREFETCH_AHEAD + 1);
-    while let Some(r) = rd.next_record().expect("readable") {
-        model.prefetch(&r);
-        ahead.push_back(r);
-        if ahead.len() > Model::PREFETCH_AHEAD {
-            let r = ahead.pop_front().expect("more than PREFETCH_AHEAD");
-            model.apply(&r, &mut |_| chip_events += 1);
+    // In batches through `apply_all`, as the collector's model thread applies them.
+    let mut batch = Vec::with_capacity(1024);
+    loop {
+        let next = rd.next_record().expect("readable");
+        let end = next.is_none();
+        batch.extend(next);
+        if batch.len() == batch.capacity() || end {
+            model.apply_all(&batch, &mut |_| chip_events += 1);
+            batch.clear();
         }
-    }
-    for r in ahead {
-        model.apply(&r, &mut |_| chip_events += 1);
+        if end {
+            break;
+        }
     }
     assert!(rd.complete);
     println!(r#"{{"secs":{},"records":{},"chip_events":{}}}"#, t0.elapsed().as_secs_f64(), rd.records, chip_events);
