@@ -79,7 +79,7 @@ impl PeakSets {
     pub fn finish(self, m: &Model) -> FxHashMap<Target, Vec<ChipEvent>> {
         let mut sets: FxHashMap<Target, Vec<ChipEvent>> = FxHashMap::default();
         for (p, l) in m.live() {
-            for &chip in l.chips() {
+            for &chip in m.chips_of(l) {
                 for t in self.targets(chip, l.btype) {
                     if self.live_at_peak(&t, l.record) {
                         sets.entry(t).or_default().push(m.live_event(p, l, chip));
@@ -188,7 +188,7 @@ mod tests {
             }
             let Some(ev) = r.ev().copied() else { continue };
             for (&chip, map) in s.l1_maps.iter().filter(|(_, map)| (map.p, map.seq) == (ev.p, ev.seq)) {
-                let set: Vec<ChipEvent> = m.live().filter(|(_, l)| is_l1ish(l.btype) && l.chips().contains(&chip)).map(|(p, l)| m.live_event(p, l, chip)).collect();
+                let set: Vec<ChipEvent> = m.live().filter(|(_, l)| is_l1ish(l.btype) && m.chips_of(l).contains(&chip)).map(|(p, l)| m.live_event(p, l, chip)).collect();
                 let pk = L1Peak { total: map.peak, p: map.p, seq: map.seq, ts: map.ts_ns };
                 assert_eq!(&l1_map(&m, &clock, &set, &pk, &opts), map, "chip {chip}");
                 assert!(!map.ranges.is_empty());

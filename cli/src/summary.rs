@@ -590,12 +590,12 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
         let ended = ps.end.as_ref().is_some_and(|e| e.how != "collector-stopped");
         if ended {
             for l in ps.live.values() {
-                for &chip in l.chips() {
+                for &chip in m.chips_of(l) {
                     st.leaks.push(RawLeak {
                         p,
                         btype: l.btype,
                         size: l.size,
-                        hooked: l.hooked,
+                        hooked: l.hooked(),
                         at: "exit",
                         item: LeakItem {
                             chip,
@@ -687,7 +687,7 @@ fn live_item(m: &Model, clock: &Clock, e: &ChipEvent) -> LiveItem {
 
 /// Live allocations of `btype` on `chip`, largest first: the first `top`, and the rest summed.
 pub fn live_on(m: &Model, clock: &Clock, chip: i32, btype: BufferType, top: usize) -> (Vec<LiveItem>, Rest) {
-    let set = m.live().filter(|(_, l)| l.btype == btype && l.chips().contains(&chip)).map(|(p, l)| m.live_event(p, l, chip)).collect();
+    let set = m.live().filter(|(_, l)| l.btype == btype && m.chips_of(l).contains(&chip)).map(|(p, l)| m.live_event(p, l, chip)).collect();
     ranked(m, clock, set, top)
 }
 

@@ -20,13 +20,18 @@ pub struct LiveTable {
     /// `seq + 1` of the allocation in each slot; 0: empty.
     keys: Vec<u64>,
     /// `Some` exactly where `keys` is non-zero.
-    vals: Vec<Option<Live>>,
+    vals: Vec<Slot>,
     len: usize,
     /// 64 − log2(capacity): Fibonacci hashing keeps the top bits.
     shift: u32,
     /// The allocation with seq `u64::MAX`, whose key would read as empty.
     top: Option<Box<Live>>,
 }
+
+/// An entry on a cache line of its own (a `Live` is 64 bytes).
+#[derive(Clone, Debug, Default)]
+#[repr(align(64))]
+struct Slot(Option<Live>);
 
 /// Fibonacci hashing: consecutive seqs land far apart, so runs stay short.
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -82,7 +87,7 @@ impl LiveTable {
             }
         }
         self.keys[i] = key;
-        self.vals[i] = Some(live);
+        self.vals[i] = Slot(Some(live));
         self.len += 1;
         true
     }
@@ -90,7 +95,7 @@ impl LiveTable {
     fn grow(&mut self) {
         let cap = (self.keys.len() * 2).max(16);
         let keys = std::mem::replace(&mut self.keys, vec![0; cap]);
-        let vals = std::mem::replace(&mut self.vals, (0..cap).map(|_| None).collect());
+        let vals = std::mem::replace(&mut self.vals, (0..cap).map(|_| Slot(None)).collect());
         self.shift = 64 - cap.trailing_zeros();
         for (key, val) in keys.into_iter().zip(vals) {
             if key != 0 {
@@ -109,7 +114,7 @@ impl LiveTable {
             return self.top.take().map(|b| *b);
         }
         let mut hole = self.find(seq)?;
-        let out = self.vals[hole].take();
+        let out = self.vals[hole].0.take();
         self.keys[hole] = 0;
         self.len -= 1;
         // Pull back each later entry of the run that may sit at the hole
@@ -126,7 +131,7 @@ impl LiveTable {
             if from_home >= (j.wrapping_sub(hole) & mask) {
                 self.keys[hole] = key;
                 self.keys[j] = 0;
-                self.vals[hole] = self.vals[j].take();
+                self.vals[hole] = Slot(self.vals[j].0.take());
                 hole = j;
             }
         }
@@ -137,7 +142,7 @@ impl LiveTable {
             return self.top.as_deref_mut();
         }
         let i = self.find(seq)?;
-        self.vals[i].as_mut()
+        self.vals[i].0.as_mut()
     }
 
     pub fn contains(&self, seq: u64) -> bool {
@@ -162,7 +167,7 @@ impl LiveTable {
 
     /// The live allocations, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &Live> {
-        self.vals.iter().flatten().chain(self.top.as_deref())
+        self.vals.iter().filter_map(|s| s.0.as_ref()).chain(self.top.as_deref())
     }
 
     /// Starts loading the cache lines `seq`'s slot (or its insertion point)
@@ -175,10 +180,7 @@ impl LiveTable {
         // In bounds (`home` < capacity); pointer arithmetic skips the bounds checks.
         let i = self.home(seq.wrapping_add(1));
         prefetch_line(self.keys.as_ptr().wrapping_add(i).cast());
-        let v = self.vals.as_ptr().wrapping_add(i).cast::<u8>();
-        prefetch_line(v);
-        // An entry spans two lines when it does not start on one.
-        prefetch_line(v.wrapping_add(std::mem::size_of::<Option<Live>>() - 1));
+        prefetch_line(self.vals.as_ptr().wrapping_add(i).cast());
     }
 }
 

@@ -98,25 +98,42 @@ impl ChipEvent {
     }
 }
 
-/// The chips of an allocation: one, or a mesh's list (shared, never copied per event).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The chips of an allocation: one, or a list of `ChipSets` (a mesh's, or
+/// what is left of one after a device close).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Chips {
     One(i32),
-    Many(Arc<[i32]>),
+    Set(u32),
 }
 
-impl Chips {
-    fn as_slice(&self) -> &[i32] {
-        match self {
-            Chips::One(c) => std::slice::from_ref(c),
-            Chips::Many(v) => v,
+/// Chip lists, each kept once and named by a 4-byte id, so that a `Live`
+/// holds a chip or an id rather than a shared slice (16 bytes): that, and
+/// no per-buffer usage handles, is what keeps a `Live` to one cache line.
+#[derive(Clone, Debug, Default)]
+struct ChipSets {
+    lists: Vec<Arc<[i32]>>,
+    ids: FxHashMap<Arc<[i32]>, u32>,
+}
+
+impl ChipSets {
+    fn of(&mut self, chips: &[i32]) -> Chips {
+        if let [one] = chips {
+            return Chips::One(*one);
         }
+        if let Some(&id) = self.ids.get(chips) {
+            return Chips::Set(id);
+        }
+        let id = self.lists.len() as u32;
+        let list: Arc<[i32]> = chips.into();
+        self.lists.push(Arc::clone(&list));
+        self.ids.insert(list, id);
+        Chips::Set(id)
     }
-    fn of(v: Vec<i32>) -> Chips {
-        if v.len() == 1 {
-            Chips::One(v[0])
-        } else {
-            Chips::Many(v.into())
+
+    fn slice<'a>(&'a self, chips: &'a Chips) -> &'a [i32] {
+        match chips {
+            Chips::One(c) => std::slice::from_ref(c),
+            Chips::Set(id) => &self.lists[*id as usize],
         }
     }
 }
@@ -128,44 +145,62 @@ enum LiveKind {
     Dfb,
 }
 
-/// A live allocation (on one or more chips) of one process.
+/// A live allocation (on one or more chips) of one process: 64 bytes, one
+/// cache line of the live table (see `LiveTable` for why that matters).
 #[derive(Clone, Debug)]
 pub struct Live {
-    kind: LiveKind,
-    chips: Chips,
     pub seq: u64,
     /// The model's record count when it was acquired: its record's ordinal.
     pub record: u64,
     pub ts_ns: u64,
-    pub tid: u32,
-    pub btype: BufferType,
     pub object: u64,
     pub address: u64,
     pub size: u64,
+    pub tid: u32,
     pub page_size: u32,
-    pub hooked: bool,
-    pub global: bool,
-    /// A one-chip buffer's `usage` and `proc_usage` handles, taken when it was
-    /// acquired, so its release needs no hash probe (`NO_SLOTS` otherwise).
-    usage_slots: [u32; 2],
+    /// The chip, or with `SET` an id of the model's `ChipSets` (see [`Model::chips_of`]).
+    chip: i32,
+    kind: LiveKind,
+    pub btype: BufferType,
+    flags: u8,
 }
 
-const NO_SLOTS: [u32; 2] = [u32::MAX; 2];
+const HOOKED: u8 = 1;
+const GLOBAL: u8 = 2;
+const SET: u8 = 4;
 
 /// A live table this large (≈ 1.5 MiB) no longer fits a core's L2 here:
 /// below it, `prefetch` would only add its ≈ 40 instructions per record.
 const PREFETCH_FROM_SLOTS: usize = 1 << 14;
 
 impl Live {
-    pub fn chips(&self) -> &[i32] {
-        self.chips.as_slice()
-    }
     pub fn is_cb(&self) -> bool {
         self.kind != LiveKind::Buffer
     }
+    /// Acquired during a graph capture without dispatch: live, but no bytes.
+    pub fn hooked(&self) -> bool {
+        self.flags & HOOKED != 0
+    }
+    /// A globally allocated CB (aliases an L1 buffer; adds no bytes).
+    pub fn global(&self) -> bool {
+        self.flags & GLOBAL != 0
+    }
     /// Bytes it occupies on each of its chips (see `counted_bytes`).
     pub fn bytes(&self) -> u64 {
-        counted_bytes(self.size, self.hooked, self.global)
+        counted_bytes(self.size, self.hooked(), self.global())
+    }
+    fn chips(&self) -> Chips {
+        if self.flags & SET != 0 {
+            Chips::Set(self.chip as u32)
+        } else {
+            Chips::One(self.chip)
+        }
+    }
+    fn set_chips(&mut self, chips: Chips) {
+        (self.chip, self.flags) = match chips {
+            Chips::One(c) => (c, self.flags & !SET),
+            Chips::Set(id) => (id as i32, self.flags | SET),
+        };
     }
 }
 
@@ -188,7 +223,7 @@ struct SlotCache([(u32, i32, BufferType, [u32; 2]); SlotCache::LEN]);
 impl Default for SlotCache {
     fn default() -> Self {
         // No process has index u32::MAX: every entry starts empty.
-        SlotCache([(u32::MAX, 0, BufferType::Unknown, NO_SLOTS); SlotCache::LEN])
+        SlotCache([(u32::MAX, 0, BufferType::Unknown, [u32::MAX; 2]); SlotCache::LEN])
     }
 }
 
@@ -226,24 +261,6 @@ fn both<'a>(
     [usage.at(u), proc_usage.at(pu)]
 }
 
-/// [`both`] for a buffer: through its handles (`Live::usage_slots`) when it
-/// has them, by key otherwise.
-fn buffer_usage<'a>(
-    usage: &'a mut UsageMap<(i32, BufferType)>,
-    proc_usage: &'a mut UsageMap<(u32, i32, BufferType)>,
-    cache: &mut SlotCache,
-    slots: [u32; 2],
-    p: u32,
-    chip: i32,
-    t: BufferType,
-) -> [&'a mut Usage; 2] {
-    if slots == NO_SLOTS {
-        both(usage, proc_usage, cache, p, chip, t)
-    } else {
-        [usage.at(slots[0]), proc_usage.at(slots[1])]
-    }
-}
-
 // Integer-keyed maps hashed with FxHash: SipHash's DoS resistance buys
 // nothing on trace replay and cost a quarter of the time.
 #[derive(Clone, Debug, Default)]
@@ -251,7 +268,7 @@ pub struct ProcState {
     pub info: Option<ProcessInfo>,
     pub end: Option<ProcessEnd>,
     /// Mesh slot → its chips.
-    pub meshes: FxHashMap<u32, Arc<[i32]>>,
+    meshes: FxHashMap<u32, Chips>,
     /// Allocation seq → the live allocation.
     pub live: LiveTable,
     /// program → live CB/DFB allocation seqs.
@@ -289,6 +306,7 @@ pub struct Model {
     pub alloc_failures: u64,
     pub records: u64,
     slot_cache: SlotCache,
+    chip_sets: ChipSets,
     /// Some live table has outgrown the cache: `prefetch` is worth its cost.
     prefetching: bool,
 }
@@ -310,10 +328,17 @@ impl Model {
         match mesh_slot_of_chip(chip) {
             None => Chips::One(chip),
             Some(slot) => match self.procs.get(p as usize).and_then(|s| s.meshes.get(&(slot as u32))) {
-                Some(chips) if chips.len() == 1 => Chips::One(chips[0]),
-                Some(chips) => Chips::Many(Arc::clone(chips)),
+                Some(chips) => *chips,
                 None => Chips::One(chip),
             },
+        }
+    }
+
+    /// The chips live allocation `l` is on.
+    pub fn chips_of<'a>(&'a self, l: &'a Live) -> &'a [i32] {
+        match l.chips() {
+            Chips::One(_) => std::slice::from_ref(&l.chip),
+            Chips::Set(id) => &self.chip_sets.lists[id as usize],
         }
     }
 
@@ -353,8 +378,8 @@ impl Model {
         ce.alloc_record = live.record;
         ce.alloc_ts_ns = live.ts_ns;
         ce.alloc_tid = live.tid;
-        ce.hooked = live.hooked;
-        ce.global = live.global;
+        ce.hooked = live.hooked();
+        ce.global = live.global();
         ce
     }
 
@@ -374,13 +399,14 @@ impl Model {
             Record::Process(i) => self.proc_mut(i.p).info = Some((**i).clone()),
             Record::ProcessEnd(e) => self.proc_mut(e.p).end = Some((**e).clone()),
             Record::Mesh(m) => {
-                self.proc_mut(m.p).meshes.insert(m.slot, m.chips.as_slice().into());
+                let chips = self.chip_sets.of(&m.chips);
+                self.proc_mut(m.p).meshes.insert(m.slot, chips);
             }
             Record::Alloc(a) => {
                 let kind = if a.flags & FLAG_RESYNC != 0 { ChipKind::ResyncAlloc } else { ChipKind::Alloc };
-                let live = Live {
+                let mut live = Live {
                     kind: LiveKind::Buffer,
-                    chips: self.expand(a.ev.p, a.chip),
+                    chip: 0,
                     seq: a.ev.seq,
                     record: self.records,
                     ts_ns: a.ev.ts_ns,
@@ -390,10 +416,9 @@ impl Model {
                     address: a.address,
                     size: a.size,
                     page_size: a.page_size,
-                    hooked: a.flags & FLAG_HOOKED != 0,
-                    global: false,
-                    usage_slots: NO_SLOTS,
+                    flags: if a.flags & FLAG_HOOKED != 0 { HOOKED } else { 0 },
                 };
+                live.set_chips(self.expand(a.ev.p, a.chip));
                 self.acquire(a.ev, kind, live, out);
             }
             Record::CbAlloc(c) | Record::DfbAlloc(c) => {
@@ -403,9 +428,9 @@ impl Model {
                     (false, false) => ChipKind::CbAlloc,
                     (true, false) => ChipKind::DfbAlloc,
                 };
-                let live = Live {
+                let mut live = Live {
                     kind: if dfb { LiveKind::Dfb } else { LiveKind::Cb },
-                    chips: self.expand(c.ev.p, c.chip),
+                    chip: 0,
                     seq: c.ev.seq,
                     record: self.records,
                     ts_ns: c.ev.ts_ns,
@@ -415,10 +440,9 @@ impl Model {
                     address: c.address,
                     size: c.size,
                     page_size: 0,
-                    hooked: false,
-                    global: c.flags & FLAG_GLOBAL_CB != 0,
-                    usage_slots: NO_SLOTS,
+                    flags: if c.flags & FLAG_GLOBAL_CB != 0 { GLOBAL } else { 0 },
                 };
+                live.set_chips(self.expand(c.ev.p, c.chip));
                 self.acquire(c.ev, kind, live, out);
             }
             Record::Free { ev, alloc_seq } => {
@@ -431,27 +455,30 @@ impl Model {
             }
             Record::CbFree { ev, chip, program } => {
                 let chips = self.expand(ev.p, *chip);
-                self.release_program(*ev, *program, Some(chips.as_slice()), out);
+                let chips: Vec<i32> = self.chip_sets.slice(&chips).to_vec();
+                self.release_program(*ev, *program, Some(&chips), out);
             }
             Record::ProgramEnd { ev, program } => self.release_program(*ev, *program, None, out),
             Record::DeviceClose { ev, chip } => {
                 let chips = self.expand(ev.p, *chip);
+                let chips: Vec<i32> = self.chip_sets.slice(&chips).to_vec();
                 let mut seqs: Vec<u64> = self.procs[ev.p as usize]
                     .live
                     .values()
-                    .filter(|l| l.chips().iter().any(|c| chips.as_slice().contains(c)))
+                    .filter(|l| self.chips_of(l).iter().any(|c| chips.contains(c)))
                     .map(|l| l.seq)
                     .collect();
                 seqs.sort_unstable();
                 for s in seqs {
-                    self.release_whole(*ev, s, Some(chips.as_slice()), ChipKind::CloseRelease, out);
+                    self.release_whole(*ev, s, Some(&chips), ChipKind::CloseRelease, out);
                 }
             }
             Record::AllocFailed { ev, chip, btype, size, program, .. } => {
                 self.alloc_failures += 1;
-                for c in self.expand(ev.p, *chip).as_slice() {
+                let chips = self.expand(ev.p, *chip);
+                for &c in self.chip_sets.slice(&chips) {
                     let mut ce = self.base(ev, ChipKind::AllocFailed);
-                    ce.chip = *c;
+                    ce.chip = c;
                     ce.btype = BufferType::from_u8(*btype);
                     ce.size = *size;
                     ce.object = *program;
@@ -484,17 +511,11 @@ impl Model {
         out(&ce);
     }
 
-    fn acquire(&mut self, ev: Ev, kind: ChipKind, mut live: Live, out: &mut dyn FnMut(&ChipEvent)) {
+    fn acquire(&mut self, ev: Ev, kind: ChipKind, live: Live, out: &mut dyn FnMut(&ChipEvent)) {
         let p = ev.p;
-        let mut ce = self.chip_event(&ev, kind, ev.seq, &live);
-        let chips = live.chips.clone();
-        let (lkind, btype, object, bytes, hooked) = (live.kind, live.btype, live.object, live.bytes(), live.hooked);
-        if let Chips::One(chip) = chips {
-            if lkind == LiveKind::Buffer {
-                live.usage_slots = self.slot_cache.slots(&mut self.usage, &mut self.proc_usage, p, chip, btype);
-            }
-        }
-        let slots = live.usage_slots;
+        let ce = self.chip_event(&ev, kind, ev.seq, &live);
+        let chips = live.chips();
+        let (lkind, btype, object, bytes, hooked) = (live.kind, live.btype, live.object, live.bytes(), live.hooked());
         let st = self.proc_mut(p);
         // An allocation announced again (a resync of one already held) is already counted.
         if !st.live.insert(ev.seq, live) {
@@ -506,10 +527,12 @@ impl Model {
         }
         self.prefetching |= big;
         let record = self.records;
-        for &chip in chips.as_slice() {
-            ce.chip = chip;
+        for k in 0..self.chip_sets.slice(&chips).len() {
+            let mut ce = ce;
+            ce.chip = self.chip_sets.slice(&chips)[k];
+            let chip = ce.chip;
             ce.peak = if lkind == LiveKind::Buffer {
-                let [u, pu] = buffer_usage(&mut self.usage, &mut self.proc_usage, &mut self.slot_cache, slots, p, chip, btype);
+                let [u, pu] = both(&mut self.usage, &mut self.proc_usage, &mut self.slot_cache, p, chip, btype);
                 for u in [&mut *u, &mut *pu] {
                     u.allocs += 1;
                     u.live_count += 1;
@@ -552,17 +575,19 @@ impl Model {
             },
             Some(sel) => {
                 let Some(l) = st.live.get_mut(seq) else { return false };
-                let n = l.chips().iter().filter(|c| sel.contains(c)).count();
+                let chips = l.chips();
+                let on = self.chip_sets.slice(&chips);
+                let n = on.iter().filter(|c| sel.contains(c)).count();
                 if n == 0 {
                     return true;
                 }
-                if n == l.chips().len() {
+                if n == on.len() {
                     (st.live.remove(seq).expect("present"), true)
                 } else {
-                    let (released, remaining): (Vec<i32>, Vec<i32>) = l.chips().iter().partition(|c| sel.contains(c));
+                    let (released, remaining): (Vec<i32>, Vec<i32>) = on.iter().partition(|c| sel.contains(c));
                     let mut part = l.clone();
-                    part.chips = Chips::of(released);
-                    l.chips = Chips::of(remaining);
+                    part.set_chips(self.chip_sets.of(&released));
+                    l.set_chips(self.chip_sets.of(&remaining));
                     (part, false)
                 }
             }
@@ -582,10 +607,12 @@ impl Model {
         };
         let mut ce = self.chip_event(&ev, kind, seq, &live);
         let bytes = live.bytes();
-        for &chip in live.chips() {
+        let chips = live.chips();
+        for k in 0..self.chip_sets.slice(&chips).len() {
+            let chip = self.chip_sets.slice(&chips)[k];
             ce.chip = chip;
             if live.kind == LiveKind::Buffer {
-                for u in buffer_usage(&mut self.usage, &mut self.proc_usage, &mut self.slot_cache, live.usage_slots, p, chip, live.btype) {
+                for u in both(&mut self.usage, &mut self.proc_usage, &mut self.slot_cache, p, chip, live.btype) {
                     u.frees += 1;
                     u.live_count = u.live_count.saturating_sub(1);
                     u.close_released += (kind == ChipKind::CloseRelease) as u64;
@@ -713,7 +740,7 @@ pub(crate) mod tests {
     pub(crate) fn live_with_seq(seq: u64) -> Live {
         Live {
             kind: LiveKind::Buffer,
-            chips: Chips::One(0),
+            chip: 0,
             seq,
             record: seq,
             ts_ns: seq,
@@ -723,10 +750,14 @@ pub(crate) mod tests {
             address: seq.wrapping_mul(4096),
             size: 4096,
             page_size: 2048,
-            hooked: false,
-            global: false,
-            usage_slots: NO_SLOTS,
+            flags: 0,
         }
+    }
+
+    /// One cache line per entry of the live table.
+    #[test]
+    fn a_live_allocation_fits_a_cache_line() {
+        assert_eq!(std::mem::size_of::<Option<Live>>(), 64);
     }
 
     /// Keys that share a cache entry evict each other; every answer is the key's own handles.

@@ -81,6 +81,39 @@ fn device_close_releases_what_is_left_on_its_chips_only() {
     assert_eq!(m.live().count(), 2);
 }
 
+/// A mesh allocation outlives closes of some of its chips: each close takes
+/// its chip off, the allocation reports the chips it is still on, and its
+/// free releases exactly those; a second allocation on the same mesh, and one
+/// on what is left of another, keep their own chips.
+#[test]
+fn a_mesh_allocation_keeps_the_chips_its_device_closes_left() {
+    let (m, out) = run(&[
+        mesh(4),
+        alloc(0, -2, BufferType::Dram, 100, 0),
+        alloc(1, -2, BufferType::L1, 10, 0),
+        Record::DeviceClose { ev: ev(2), chip: 3 },
+        Record::DeviceClose { ev: ev(3), chip: 1 },
+        alloc(4, -2, BufferType::Dram, 7, 0),
+    ]);
+    let chips = |seq: u64| m.live().find(|(_, l)| l.seq == seq).map(|(_, l)| m.chips_of(l).to_vec());
+    assert_eq!(chips(0), Some(vec![0, 2]));
+    assert_eq!(chips(1), Some(vec![0, 2]));
+    assert_eq!(chips(4), Some(vec![0, 1, 2, 3]), "the mesh itself still has its 4 chips");
+    let closed: Vec<_> = out.iter().filter(|e| e.kind == ChipKind::CloseRelease).map(|e| (e.chip, e.id)).collect();
+    assert_eq!(closed, vec![(3, 0), (3, 1), (1, 0), (1, 1)]);
+    let mut recs = vec![Record::Free { ev: ev(5), alloc_seq: 0 }, Record::Free { ev: ev(6), alloc_seq: 4 }];
+    let mut m = m;
+    let mut freed = vec![];
+    for r in recs.drain(..) {
+        m.apply(&r, &mut |e| freed.push((e.chip, e.id)));
+    }
+    assert_eq!(freed, vec![(0, 0), (2, 0), (0, 4), (1, 4), (2, 4), (3, 4)]);
+    for chip in 0..4 {
+        assert_eq!(m.usage[&(chip, BufferType::Dram)].current, 0, "chip {chip}");
+    }
+    assert_eq!(m.live().count(), 1, "only the L1 buffer, on chips 0 and 2");
+}
+
 #[test]
 fn unknown_frees_are_counted() {
     let (m, out) = run(&[Record::Free { ev: ev(5), alloc_seq: 1 }]);
