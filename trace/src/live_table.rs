@@ -10,8 +10,9 @@
 //! the release finds them in cache.
 //!
 //! Layout: linear probing over keys alone (8 per cache line, so a probe run
-//! stays short), the allocations in a parallel array read only on a hit;
-//! deletion shifts the rest of the run back, so there are no tombstones.
+//! stays short), the allocations in a parallel array of 64-byte lines, one
+//! each, read only on a hit: two lines per record to prefetch. Deletion
+//! shifts the rest of the run back, so there are no tombstones.
 
 use crate::model::Live;
 
@@ -171,7 +172,7 @@ impl LiveTable {
     }
 
     /// Starts loading the cache lines `seq`'s slot (or its insertion point)
-    /// most likely sits in. A hint only: nothing is read or changed.
+    /// most likely sits in: its key's and its entry's. A hint only: nothing is read or changed.
     #[inline]
     pub fn prefetch(&self, seq: u64) {
         if self.keys.is_empty() {
