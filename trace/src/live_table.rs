@@ -172,7 +172,8 @@ impl LiveTable {
     }
 
     /// Starts loading the cache lines `seq`'s slot (or its insertion point)
-    /// most likely sits in: its key's and its entry's. A hint only: nothing is read or changed.
+    /// most likely sits in: its key's and its entry's. A hint only: nothing
+    /// is read or changed.
     #[inline]
     pub fn prefetch(&self, seq: u64) {
         if self.keys.is_empty() {
