@@ -34,6 +34,10 @@ struct Track {
 
 pub(crate) struct PeakSets {
     tracks: FxHashMap<Target, Track>,
+    /// The latest `at` of any track: a release of an allocation acquired
+    /// after it was live at no peak, and needs no lookup (most releases, once
+    /// the peaks stop moving).
+    latest: u64,
     /// Track chip × type peaks / chips' L1 peaks.
     peaks: bool,
     l1: bool,
@@ -41,7 +45,7 @@ pub(crate) struct PeakSets {
 
 impl PeakSets {
     pub fn new(peaks: bool, l1: bool) -> PeakSets {
-        PeakSets { tracks: FxHashMap::default(), peaks, l1 }
+        PeakSets { tracks: FxHashMap::default(), latest: 0, peaks, l1 }
     }
 
     /// The targets an allocation of `btype` on `chip` belongs to.
@@ -59,6 +63,9 @@ impl PeakSets {
     /// `e` (a release) took an allocation off its chip.
     #[inline]
     pub fn released(&mut self, e: &ChipEvent) {
+        if e.alloc_record > self.latest {
+            return;
+        }
         for t in self.targets(e.chip, e.btype) {
             match self.tracks.get_mut(&t) {
                 Some(tr) if e.alloc_record <= tr.at => tr.since.push(*e),
@@ -71,6 +78,7 @@ impl PeakSets {
     pub fn peaked(&mut self, t: Target, ord: u64) {
         let tr = self.tracks.entry(t).or_default();
         tr.at = ord;
+        self.latest = self.latest.max(ord);
         tr.since.clear();
     }
 

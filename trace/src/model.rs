@@ -513,7 +513,7 @@ impl Model {
 
     fn acquire(&mut self, ev: Ev, kind: ChipKind, live: Live, out: &mut dyn FnMut(&ChipEvent)) {
         let p = ev.p;
-        let ce = self.chip_event(&ev, kind, ev.seq, &live);
+        let mut ce = self.chip_event(&ev, kind, ev.seq, &live);
         let chips = live.chips();
         let (lkind, btype, object, bytes, hooked) = (live.kind, live.btype, live.object, live.bytes(), live.hooked());
         let st = self.proc_mut(p);
@@ -528,7 +528,6 @@ impl Model {
         self.prefetching |= big;
         let record = self.records;
         for k in 0..self.chip_sets.slice(&chips).len() {
-            let mut ce = ce;
             ce.chip = self.chip_sets.slice(&chips)[k];
             let chip = ce.chip;
             ce.peak = if lkind == LiveKind::Buffer {
