@@ -48,6 +48,20 @@ impl LiveTable {
         self.keys.len().wrapping_sub(1)
     }
 
+    /// Walks `key`'s run: `Ok(slot)` holding it, or `Err(slot)`, the empty
+    /// one that ends the run (where it would go). The table must have slots.
+    #[inline]
+    fn probe(&self, key: u64) -> Result<usize, usize> {
+        let mut i = self.home(key);
+        loop {
+            match self.keys[i] {
+                k if k == key => return Ok(i),
+                0 => return Err(i),
+                _ => i = (i + 1) & self.mask(),
+            }
+        }
+    }
+
     /// The slot holding `seq`, if it is live (not for seq `u64::MAX`).
     #[inline]
     fn find(&self, seq: u64) -> Option<usize> {
@@ -55,19 +69,12 @@ impl LiveTable {
         if self.keys.is_empty() || key == 0 {
             return None;
         }
-        let mut i = self.home(key);
-        loop {
-            match self.keys[i] {
-                k if k == key => return Some(i),
-                0 => return None,
-                _ => i = (i + 1) & self.mask(),
-            }
-        }
+        self.probe(key).ok()
     }
 
-    /// Adds `live` under `seq`; false (and `live` dropped) if `seq` is already live.
-    pub fn insert(&mut self, seq: u64, live: Live) -> bool {
-        if seq == u64::MAX {
+    /// Adds `live` under its seq; false (and `live` dropped) if that seq is already live.
+    pub fn insert(&mut self, live: Live) -> bool {
+        if live.seq == u64::MAX {
             if self.top.is_some() {
                 return false;
             }
@@ -78,15 +85,8 @@ impl LiveTable {
         if (self.len + 1) * 4 > self.keys.len() * 3 {
             self.grow();
         }
-        let key = seq + 1;
-        let mut i = self.home(key);
-        loop {
-            match self.keys[i] {
-                0 => break,
-                k if k == key => return false,
-                _ => i = (i + 1) & self.mask(),
-            }
-        }
+        let key = live.seq + 1;
+        let Err(i) = self.probe(key) else { return false };
         self.keys[i] = key;
         self.vals[i] = Slot(Some(live));
         self.len += 1;
@@ -98,15 +98,11 @@ impl LiveTable {
         let keys = std::mem::replace(&mut self.keys, vec![0; cap]);
         let vals = std::mem::replace(&mut self.vals, (0..cap).map(|_| Slot(None)).collect());
         self.shift = 64 - cap.trailing_zeros();
-        for (key, val) in keys.into_iter().zip(vals) {
-            if key != 0 {
-                let mut i = self.home(key);
-                while self.keys[i] != 0 {
-                    i = (i + 1) & self.mask();
-                }
-                self.keys[i] = key;
-                self.vals[i] = val;
-            }
+        for (key, val) in keys.into_iter().zip(vals).filter(|(key, _)| *key != 0) {
+            // Keys are distinct: each lands on the empty slot ending its run.
+            let (Ok(i) | Err(i)) = self.probe(key);
+            self.keys[i] = key;
+            self.vals[i] = val;
         }
     }
 
@@ -224,7 +220,7 @@ mod tests {
                 assert_eq!(table.remove(seq).map(|l| l.seq), map.remove(&seq), "step {step}");
             } else {
                 let fresh = !map.contains_key(&seq);
-                assert_eq!(table.insert(seq, live_with_seq(seq)), fresh, "step {step}");
+                assert_eq!(table.insert(live_with_seq(seq)), fresh, "step {step}");
                 map.entry(seq).or_insert(seq);
             }
             table.prefetch(seq);

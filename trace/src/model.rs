@@ -518,7 +518,7 @@ impl Model {
         let (lkind, btype, object, bytes, hooked) = (live.kind, live.btype, live.object, live.bytes(), live.hooked());
         let st = self.proc_mut(p);
         // An allocation announced again (a resync of one already held) is already counted.
-        if !st.live.insert(ev.seq, live) {
+        if !st.live.insert(live) {
             return;
         }
         let big = st.live.capacity() >= PREFETCH_FROM_SLOTS;
