@@ -455,22 +455,21 @@ impl Model {
             }
             Record::CbFree { ev, chip, program } => {
                 let chips = self.expand(ev.p, *chip);
-                let chips: Vec<i32> = self.chip_sets.slice(&chips).to_vec();
-                self.release_program(*ev, *program, Some(&chips), out);
+                self.release_program(*ev, *program, Some(chips), out);
             }
             Record::ProgramEnd { ev, program } => self.release_program(*ev, *program, None, out),
             Record::DeviceClose { ev, chip } => {
                 let chips = self.expand(ev.p, *chip);
-                let chips: Vec<i32> = self.chip_sets.slice(&chips).to_vec();
+                let closed = self.chip_sets.slice(&chips);
                 let mut seqs: Vec<u64> = self.procs[ev.p as usize]
                     .live
                     .values()
-                    .filter(|l| self.chips_of(l).iter().any(|c| chips.contains(c)))
+                    .filter(|l| self.chips_of(l).iter().any(|c| closed.contains(c)))
                     .map(|l| l.seq)
                     .collect();
                 seqs.sort_unstable();
                 for s in seqs {
-                    self.release_whole(*ev, s, Some(&chips), ChipKind::CloseRelease, out);
+                    self.release_whole(*ev, s, Some(chips), ChipKind::CloseRelease, out);
                 }
             }
             Record::AllocFailed { ev, chip, btype, size, program, .. } => {
@@ -547,7 +546,7 @@ impl Model {
     }
 
     /// Releases every live CB/DFB of `program` (on `only` chips, if given).
-    fn release_program(&mut self, ev: Ev, program: u64, only: Option<&[i32]>, out: &mut dyn FnMut(&ChipEvent)) {
+    fn release_program(&mut self, ev: Ev, program: u64, only: Option<Chips>, out: &mut dyn FnMut(&ChipEvent)) {
         let Some(st) = self.procs.get_mut(ev.p as usize) else { return };
         let Some(seqs) = st.programs.remove(&program) else { return };
         for &s in &seqs {
@@ -563,7 +562,7 @@ impl Model {
 
     /// Releases allocation `seq` of process `ev.p` on `only` chips (all if None).
     /// Returns false if it was not live.
-    fn release_whole(&mut self, ev: Ev, seq: u64, only: Option<&[i32]>, kind: ChipKind, out: &mut dyn FnMut(&ChipEvent)) -> bool {
+    fn release_whole(&mut self, ev: Ev, seq: u64, only: Option<Chips>, kind: ChipKind, out: &mut dyn FnMut(&ChipEvent)) -> bool {
         let p = ev.p;
         let Some(st) = self.procs.get_mut(p as usize) else { return false };
         // `live` is what is released now; `whole`: nothing of it stays live.
@@ -574,7 +573,7 @@ impl Model {
             },
             Some(sel) => {
                 let Some(l) = st.live.get_mut(seq) else { return false };
-                let chips = l.chips();
+                let (sel, chips) = (self.chip_sets.slice(&sel), l.chips());
                 let on = self.chip_sets.slice(&chips);
                 let n = on.iter().filter(|c| sel.contains(c)).count();
                 if n == 0 {
