@@ -411,7 +411,7 @@ impl Replay {
                 }
             }
             if e.kind == ChipKind::CloseRelease {
-                leaks.push(close_leak(e, clock));
+                leaks.push(leak(e, clock, "device_close"));
             }
             if later {
                 buf.push(*e)
@@ -453,14 +453,16 @@ impl Replay {
     }
 }
 
-/// An allocation a device close released: a leak of its process.
-fn close_leak(e: &ChipEvent, clock: &Clock) -> RawLeak {
+/// A leak of `e`'s allocation on `e.chip`, found `at` its device's close
+/// (`e` is the close's release) or its process's exit (`e` its acquire).
+fn leak(e: &ChipEvent, clock: &Clock, at: &'static str) -> RawLeak {
+    let released = e.kind.is_release();
     RawLeak {
         p: e.p,
         btype: e.btype,
         size: e.size,
         hooked: e.hooked,
-        at: "device_close",
+        at,
         item: LeakItem {
             chip: e.chip,
             address: e.address,
@@ -470,8 +472,8 @@ fn close_leak(e: &ChipEvent, clock: &Clock) -> RawLeak {
             t_ns: clock.rel(e.p, e.alloc_ts_ns),
             buffer: (e.btype != BufferType::Cb).then_some(e.object),
             program: (e.btype == BufferType::Cb).then_some(e.object),
-            released_seq: Some(e.seq),
-            released_ts_ns: Some(e.ts_ns),
+            released_seq: released.then_some(e.seq),
+            released_ts_ns: released.then_some(e.ts_ns),
         },
     }
 }
@@ -591,25 +593,7 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
         if ended {
             for l in ps.live.values() {
                 for &chip in m.chips_of(l) {
-                    st.leaks.push(RawLeak {
-                        p,
-                        btype: l.btype,
-                        size: l.size,
-                        hooked: l.hooked(),
-                        at: "exit",
-                        item: LeakItem {
-                            chip,
-                            address: l.address,
-                            id: l.seq,
-                            tid: l.tid,
-                            ts_ns: l.ts_ns,
-                            t_ns: clock.rel(p, l.ts_ns),
-                            buffer: (!l.is_cb()).then_some(l.object),
-                            program: l.is_cb().then_some(l.object),
-                            released_seq: None,
-                            released_ts_ns: None,
-                        },
-                    });
+                    st.leaks.push(leak(&m.live_event(p, l, chip), clock, "exit"));
                 }
             }
         }
