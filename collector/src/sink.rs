@@ -17,6 +17,13 @@ enum Home {
     Away(ModelThread),
 }
 
+/// The model applied on the drain thread (no model thread): out of line, so
+/// the inlined `Model::apply` does not weigh on `emit`'s usual path.
+#[inline(never)]
+fn apply_here(live: &mut Live, r: &Record) {
+    live.model.apply(r, &mut |_| {});
+}
+
 pub struct Sink {
     writer: Option<TraceWriter<BufWriter<File>>>,
     pub path: Option<PathBuf>,
@@ -67,7 +74,7 @@ impl Sink {
             }
         }
         match &mut self.home {
-            Home::Here(live) => live.model.apply(&r, &mut |_| {}),
+            Home::Here(live) => apply_here(live, &r),
             Home::Away(t) => {
                 if !t.push(r) {
                     self.model_lost();

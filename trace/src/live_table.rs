@@ -73,6 +73,7 @@ impl LiveTable {
     }
 
     /// Adds `live` under its seq; false (and `live` dropped) if that seq is already live.
+    #[inline]
     pub fn insert(&mut self, live: Live) -> bool {
         if live.seq == u64::MAX {
             if self.top.is_some() {
@@ -106,6 +107,7 @@ impl LiveTable {
         }
     }
 
+    #[inline]
     pub fn remove(&mut self, seq: u64) -> Option<Live> {
         if seq == u64::MAX {
             return self.top.take().map(|b| *b);

@@ -142,6 +142,7 @@ pub const FAILED_CIRCULAR_BUFFERS: u8 = 2;
 
 impl Record {
     /// The event of an event record (`None` for process-level bookkeeping).
+    #[inline]
     pub fn ev(&self) -> Option<&Ev> {
         Some(match self {
             Record::Alloc(a) => &a.ev,
@@ -156,6 +157,7 @@ impl Record {
         })
     }
 
+    #[inline]
     pub fn process(&self) -> Option<u32> {
         Some(match self {
             Record::Header(_) | Record::Footer(_) => return None,
