@@ -9,6 +9,7 @@
 //!   per-type usage (live bytes, peaks, counts). The collector's live view and
 //!   the offline `ttalloc replay` share it, so they cannot disagree.
 
+mod huge;
 mod live_table;
 pub mod model;
 mod mp;

@@ -14,14 +14,15 @@
 //! each, read only on a hit: two lines per record to prefetch. Deletion
 //! shifts the rest of the run back, so there are no tombstones.
 
+use crate::huge::HugeArray;
 use crate::model::Live;
 
 #[derive(Clone, Debug, Default)]
 pub struct LiveTable {
     /// `seq + 1` of the allocation in each slot; 0: empty.
-    keys: Vec<u64>,
+    keys: HugeArray<u64>,
     /// `Some` exactly where `keys` is non-zero.
-    vals: Vec<Slot>,
+    vals: HugeArray<Slot>,
     len: usize,
     /// 64 − log2(capacity): Fibonacci hashing keeps the top bits.
     shift: u32,
@@ -96,14 +97,14 @@ impl LiveTable {
 
     fn grow(&mut self) {
         let cap = (self.keys.len() * 2).max(16);
-        let keys = std::mem::replace(&mut self.keys, vec![0; cap]);
-        let vals = std::mem::replace(&mut self.vals, (0..cap).map(|_| Slot(None)).collect());
+        let keys = std::mem::replace(&mut self.keys, HugeArray::from_fn(cap, |_| 0));
+        let mut vals = std::mem::replace(&mut self.vals, HugeArray::from_fn(cap, |_| Slot(None)));
         self.shift = 64 - cap.trailing_zeros();
-        for (key, val) in keys.into_iter().zip(vals).filter(|(key, _)| *key != 0) {
+        for (&key, val) in keys.iter().zip(vals.iter_mut()).filter(|(key, _)| **key != 0) {
             // Keys are distinct: each lands on the empty slot ending its run.
             let (Ok(i) | Err(i)) = self.probe(key);
             self.keys[i] = key;
-            self.vals[i] = val;
+            self.vals[i] = Slot(val.0.take());
         }
     }
 
