@@ -12,7 +12,9 @@
 //! Layout: linear probing over keys alone (8 per cache line, so a probe run
 //! stays short), the allocations in a parallel array of 64-byte lines, one
 //! each, read only on a hit: two lines per record to prefetch. Deletion
-//! shifts the rest of the run back, so there are no tombstones.
+//! shifts the rest of the run back, so there are no tombstones. Both arrays
+//! are on huge pages once they reach 2 MiB (`HugeArray`): a random release
+//! would otherwise miss the TLB as well.
 
 use crate::huge::HugeArray;
 use crate::model::Live;
