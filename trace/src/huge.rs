@@ -57,14 +57,6 @@ impl<T> HugeArray<T> {
         }
         a
     }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 /// Asks the kernel for huge pages over `[p, p + len)`; a hint, failures ignored.

@@ -701,7 +701,7 @@ fn main() {
                 assert_eq!(s.facts.events, s.events, "{}: collector wrote a different number of events", exe.display());
                 runs[i].push(s);
             }
-            alone.push(producers_alone(threads, total / threads * threads).as_secs_f64());
+            alone.push(producers_alone(threads, total).as_secs_f64());
         }
         let alone_wall = median(&alone);
         let med = |v: &[Sat], f: &dyn Fn(&Sat) -> f64| median(&v.iter().map(f).collect::<Vec<_>>());
