@@ -1,35 +1,39 @@
-//! A process's live allocations by allocation seq: an open-addressing table
-//! that can be asked, a few records ahead, to bring a seq's slot into cache.
+//! A process's live allocations by allocation seq: slot `seq mod capacity`,
+//! so the one cache line a record needs can be fetched a few records ahead.
 //!
 //! With 10^5 allocations live and released in random order, nearly every
-//! release missed the cache on its hash-map entry (and again on its key's
-//! control bytes): the replay ran at half the speed of a small live set on
-//! the same instructions. `std`'s map cannot be prefetched without probing
-//! it, and a probe stalls on the miss it was meant to hide; here the slot is
-//! a multiply away, so [`LiveTable::prefetch`] issues the loads early and
-//! the release finds them in cache.
+//! release misses the cache on its entry. Seqs are a process's event
+//! numbers, dense and rising, so the live ones sit in a window of recent
+//! seqs, and `seq mod capacity` is a slot no other live seq wants — except
+//! the few allocations older than the window. A slot is one 64-byte line
+//! holding its allocation (seq included): one line per record, no key
+//! array and no probing. [`LiveTable::prefetch`] issues that line's load
+//! early and the release finds it in cache.
 //!
-//! Layout: linear probing over keys alone (8 per cache line, so a probe run
-//! stays short), the allocations in a parallel array of 64-byte lines, one
-//! each, read only on a hit: two lines per record to prefetch. Deletion
-//! shifts the rest of the run back, so there are no tombstones. Both arrays
-//! are on huge pages once they reach 2 MiB (`HugeArray`): a random release
-//! would otherwise miss the TLB as well.
+//! When a seq's slot is taken, the earlier of the two moves to `evicted`, a
+//! hash map: long-lived allocations (weights, caches) end up there, where
+//! they cost nothing until they are released. Lookups try the slot first
+//! and the map only if the slot holds another seq.
+//!
+//! The slots are at most half full, and on huge pages once they reach
+//! 2 MiB (`HugeArray`): a random release would otherwise miss the TLB as
+//! well.
 
 use crate::huge::HugeArray;
 use crate::model::Live;
+use rustc_hash::FxHashMap;
 
 #[derive(Clone, Debug, Default)]
 pub struct LiveTable {
-    /// `seq + 1` of the allocation in each slot; 0: empty.
-    keys: HugeArray<u64>,
-    /// `Some` exactly where `keys` is non-zero.
-    vals: HugeArray<Slot>,
+    /// Slot `seq & (len − 1)` holds allocation `seq`, unless a later seq took it.
+    slots: HugeArray<Slot>,
+    /// Allocations whose slot a later seq holds.
+    evicted: FxHashMap<u64, Live>,
+    /// No seq in `evicted` is larger (while it is non-empty): new seqs, the
+    /// common insert, skip the map.
+    evicted_max: u64,
+    /// Allocations held, in slots and in `evicted`.
     len: usize,
-    /// 64 − log2(capacity): Fibonacci hashing keeps the top bits.
-    shift: u32,
-    /// The allocation with seq `u64::MAX`, whose key would read as empty.
-    top: Option<Box<Live>>,
 }
 
 /// An entry on a cache line of its own (a `Live` is 64 bytes).
@@ -37,153 +41,127 @@ pub struct LiveTable {
 #[repr(align(64))]
 struct Slot(Option<Live>);
 
-/// Fibonacci hashing: consecutive seqs land far apart, so runs stay short.
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-
 impl LiveTable {
     #[inline]
-    fn home(&self, key: u64) -> usize {
-        (key.wrapping_mul(GOLDEN) >> self.shift) as usize
+    fn slot_of(&self, seq: u64) -> usize {
+        seq as usize & self.slots.len().wrapping_sub(1)
     }
 
+    /// Could `seq` be in `evicted`?
     #[inline]
-    fn mask(&self) -> usize {
-        self.keys.len().wrapping_sub(1)
+    fn maybe_evicted(&self, seq: u64) -> bool {
+        !self.evicted.is_empty() && seq <= self.evicted_max
     }
 
-    /// Walks `key`'s run: `Ok(slot)` holding it, or `Err(slot)`, the empty
-    /// one that ends the run (where it would go). The table must have slots.
+    fn evict(&mut self, live: Live) {
+        self.evicted_max = if self.evicted.is_empty() { live.seq } else { self.evicted_max.max(live.seq) };
+        self.evicted.insert(live.seq, live);
+    }
+
+    /// Puts `live`, not held yet, in its slot; the earlier seq of a clash is evicted.
     #[inline]
-    fn probe(&self, key: u64) -> Result<usize, usize> {
-        let mut i = self.home(key);
-        loop {
-            match self.keys[i] {
-                k if k == key => return Ok(i),
-                0 => return Err(i),
-                _ => i = (i + 1) & self.mask(),
+    fn place(&mut self, live: Live) {
+        let i = self.slot_of(live.seq);
+        match &mut self.slots[i].0 {
+            None => self.slots[i].0 = Some(live),
+            Some(held) if held.seq < live.seq => {
+                let earlier = std::mem::replace(held, live);
+                self.evict(earlier);
             }
+            Some(_) => self.evict(live),
         }
-    }
-
-    /// The slot holding `seq`, if it is live (not for seq `u64::MAX`).
-    #[inline]
-    fn find(&self, seq: u64) -> Option<usize> {
-        let key = seq.wrapping_add(1);
-        if self.keys.is_empty() || key == 0 {
-            return None;
-        }
-        self.probe(key).ok()
     }
 
     /// Adds `live` under its seq; false (and `live` dropped) if that seq is already live.
     #[inline]
     pub fn insert(&mut self, live: Live) -> bool {
-        if live.seq == u64::MAX {
-            if self.top.is_some() {
-                return false;
-            }
-            self.top = Some(Box::new(live));
-            return true;
+        if self.contains(live.seq) {
+            return false;
         }
-        // At most 3/4 full: a miss walks ≈ 8 keys, one or two cache lines.
-        if (self.len + 1) * 4 > self.keys.len() * 3 {
+        // At most half full: a new seq's slot is then rarely held by an old one.
+        if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
-        let key = live.seq + 1;
-        let Err(i) = self.probe(key) else { return false };
-        self.keys[i] = key;
-        self.vals[i] = Slot(Some(live));
+        self.place(live);
         self.len += 1;
         true
     }
 
     fn grow(&mut self) {
-        let cap = (self.keys.len() * 2).max(16);
-        let keys = std::mem::replace(&mut self.keys, HugeArray::from_fn(cap, |_| 0));
-        let mut vals = std::mem::replace(&mut self.vals, HugeArray::from_fn(cap, |_| Slot(None)));
-        self.shift = 64 - cap.trailing_zeros();
-        for (&key, val) in keys.iter().zip(vals.iter_mut()).filter(|(key, _)| **key != 0) {
-            // Keys are distinct: each lands on the empty slot ending its run.
-            let (Ok(i) | Err(i)) = self.probe(key);
-            self.keys[i] = key;
-            self.vals[i] = Slot(val.0.take());
+        let cap = (self.slots.len() * 2).max(16);
+        let mut slots = std::mem::replace(&mut self.slots, HugeArray::from_fn(cap, |_| Slot(None)));
+        let evicted = std::mem::take(&mut self.evicted);
+        // Re-placed in any order, each clash still keeps the later seq.
+        for live in slots.iter_mut().filter_map(|s| s.0.take()).chain(evicted.into_values()) {
+            self.place(live);
         }
     }
 
     #[inline]
     pub fn remove(&mut self, seq: u64) -> Option<Live> {
-        if seq == u64::MAX {
-            return self.top.take().map(|b| *b);
+        if self.slots.is_empty() {
+            return None;
         }
-        let mut hole = self.find(seq)?;
-        let out = self.vals[hole].0.take();
-        self.keys[hole] = 0;
-        self.len -= 1;
-        // Pull back each later entry of the run that may sit at the hole
-        // (its home is not after the hole), so every probe still finds it.
-        let mask = self.mask();
-        let mut j = hole;
-        loop {
-            j = (j + 1) & mask;
-            let key = self.keys[j];
-            if key == 0 {
-                return out;
-            }
-            let from_home = j.wrapping_sub(self.home(key)) & mask;
-            if from_home >= (j.wrapping_sub(hole) & mask) {
-                self.keys[hole] = key;
-                self.keys[j] = 0;
-                self.vals[hole] = Slot(self.vals[j].0.take());
-                hole = j;
-            }
-        }
+        let i = self.slot_of(seq);
+        let out = match &self.slots[i].0 {
+            Some(held) if held.seq == seq => self.slots[i].0.take(),
+            _ if self.maybe_evicted(seq) => self.evicted.remove(&seq),
+            _ => None,
+        };
+        self.len -= out.is_some() as usize;
+        out
     }
 
     pub fn get_mut(&mut self, seq: u64) -> Option<&mut Live> {
-        if seq == u64::MAX {
-            return self.top.as_deref_mut();
+        if self.slots.is_empty() {
+            return None;
         }
-        let i = self.find(seq)?;
-        self.vals[i].0.as_mut()
+        let i = self.slot_of(seq);
+        if self.slots[i].0.as_ref().is_some_and(|held| held.seq == seq) {
+            return self.slots[i].0.as_mut();
+        }
+        if self.maybe_evicted(seq) {
+            return self.evicted.get_mut(&seq);
+        }
+        None
     }
 
+    #[inline]
     pub fn contains(&self, seq: u64) -> bool {
-        if seq == u64::MAX {
-            return self.top.is_some();
+        if self.slots.is_empty() {
+            return false;
         }
-        self.find(seq).is_some()
+        let held = &self.slots[self.slot_of(seq)].0;
+        held.as_ref().is_some_and(|held| held.seq == seq) || (self.maybe_evicted(seq) && self.evicted.contains_key(&seq))
     }
 
-    /// Slots (kept at most 3/4 full).
+    /// Slots (kept at most half full).
     pub fn capacity(&self) -> usize {
-        self.keys.len()
+        self.slots.len()
     }
 
     pub fn len(&self) -> usize {
-        self.len + self.top.is_some() as usize
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
     /// The live allocations, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = &Live> {
-        self.vals.iter().filter_map(|s| s.0.as_ref()).chain(self.top.as_deref())
+        self.slots.iter().filter_map(|s| s.0.as_ref()).chain(self.evicted.values())
     }
 
-    /// Starts loading the cache lines `seq`'s slot (or its insertion point)
-    /// most likely sits in: its key's and its entry's. A hint only: nothing
-    /// is read or changed.
+    /// Starts loading the cache line of `seq`'s slot. A hint only: nothing is
+    /// read or changed.
     #[inline]
     pub fn prefetch(&self, seq: u64) {
-        if self.keys.is_empty() {
+        if self.slots.is_empty() {
             return;
         }
-        // In bounds (`home` < capacity); pointer arithmetic skips the bounds checks.
-        let i = self.home(seq.wrapping_add(1));
-        prefetch_line(self.keys.as_ptr().wrapping_add(i).cast());
-        prefetch_line(self.vals.as_ptr().wrapping_add(i).cast());
+        // In bounds (`slot_of` < capacity); pointer arithmetic skips the bounds check.
+        prefetch_line(self.slots.as_ptr().wrapping_add(self.slot_of(seq)).cast());
     }
 }
 
@@ -205,22 +183,15 @@ mod tests {
     use crate::model::tests::live_with_seq;
     use std::collections::BTreeMap;
 
-    /// Against a BTreeMap through growth, re-inserts, removes of present and
-    /// absent seqs (runs shifted back over the holes) and seq `u64::MAX`:
-    /// the same contents after every step, and every live seq found.
-    #[test]
-    fn holds_what_a_map_would() {
+    /// Drives `table` and a BTreeMap with the same inserts and removes of
+    /// `seq_at(step, x)`: the same contents after every step, and every live
+    /// seq found.
+    fn against_a_map(steps: u64, seq_at: impl Fn(u64, u64) -> u64) -> LiveTable {
         let (mut table, mut map) = (LiveTable::default(), BTreeMap::new());
         let mut x = 7u64;
-        for step in 0..60_000u64 {
+        for step in 0..steps {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            // Few distinct seqs (long runs, many shifts), plus the edge seqs.
-            let seq = match (x >> 40) % 50 {
-                0 => u64::MAX,
-                1 => 0,
-                2 => u64::MAX - 1,
-                _ => (x >> 33) % if step < 30_000 { 3000 } else { 200 },
-            };
+            let seq = seq_at(step, x);
             if (x >> 20) % 2 == 0 {
                 assert_eq!(table.remove(seq).map(|l| l.seq), map.remove(&seq), "step {step}");
             } else {
@@ -240,5 +211,54 @@ mod tests {
         let mut seen: Vec<u64> = table.values().map(|l| l.seq).collect();
         seen.sort_unstable();
         assert_eq!(seen, map.keys().copied().collect::<Vec<_>>());
+        table
+    }
+
+    /// Through growth, re-inserts and removes of present and absent seqs:
+    /// few distinct seqs, clashing ones, and the edge seqs.
+    #[test]
+    fn holds_what_a_map_would() {
+        against_a_map(60_000, |step, x| match (x >> 40) % 50 {
+            0 => u64::MAX,
+            1 => 0,
+            2 => u64::MAX - 1,
+            _ => (x >> 33) % if step < 30_000 { 3000 } else { 200 },
+        });
+    }
+
+    /// Seqs that all want slot 0 (multiples of 2^40): every clash goes through
+    /// `evicted`, inserted earlier and later than the slot's holder.
+    #[test]
+    fn clashing_seqs_are_all_kept() {
+        let table = against_a_map(20_000, |_, x| ((x >> 33) % 500) << 40);
+        assert!(table.evicted.len() + 1 >= table.len(), "all but one of them clash");
+    }
+
+    /// The replay's shape: rising seqs, each released at random later, a
+    /// few never. Old ones are evicted by the new seqs of their slot; the
+    /// rest stay in their slots.
+    #[test]
+    fn rising_seqs_with_long_lived_ones() {
+        let mut table = LiveTable::default();
+        let mut live: Vec<u64> = Vec::new();
+        let mut x = 11u64;
+        for seq in 0..200_000u64 {
+            assert!(table.insert(live_with_seq(seq)));
+            live.push(seq);
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            // Keep seqs below 100 forever; release at random among the rest.
+            if live.len() > 1000 {
+                let i = 100 + (x >> 33) as usize % (live.len() - 100);
+                let gone = live.swap_remove(i);
+                assert_eq!(table.remove(gone).map(|l| l.seq), Some(gone));
+                assert!(!table.contains(gone));
+            }
+        }
+        assert_eq!(table.len(), live.len());
+        for &s in &live {
+            assert!(table.contains(s), "{s} lost");
+        }
+        assert!((1..100).all(|s| table.evicted.contains_key(&s)), "long-lived seqs moved out of the way");
+        assert!(table.capacity() <= 4 * live.len());
     }
 }

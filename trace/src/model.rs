@@ -170,8 +170,9 @@ const HOOKED: u8 = 1;
 const GLOBAL: u8 = 2;
 const SET: u8 = 4;
 
-/// A live table this large (≈ 1.5 MiB) no longer fits a core's L2 here:
-/// below it, `prefetch` would only add its ≈ 40 instructions per record.
+/// A live table this large (1 MiB of slots, 8192 or more allocations live)
+/// no longer stays in a core's L2 here: below it, `prefetch` would only add
+/// its instructions.
 const PREFETCH_FROM_SLOTS: usize = 1 << 14;
 
 impl Live {
