@@ -2,7 +2,7 @@
 //! type deltas of peak and live-at-end. BASE and NEW are traces or saved
 //! `ttalloc replay --json` outputs (so a CI job can keep its baseline as JSON).
 
-use crate::replay::write_out;
+use crate::replay::{write_json, write_out};
 use crate::source::Error;
 use crate::summary::{self, type_rank, Options, Summary};
 use crate::units::{bytes, delta, table};
@@ -114,7 +114,7 @@ pub fn run(base_path: &Path, new_path: &Path, json: bool, threshold_pct: Option<
             base_leak_bytes: leak_bytes(&base),
             new_leak_bytes: leak_bytes(&new),
         };
-        write_out(&(serde_json::to_string_pretty(&rep).expect("serializable") + "\n"))?;
+        write_json(&rep)?;
     } else {
         let mut o = format!("base: {}\nnew:  {}\n", base_path.display(), new_path.display());
         let trows: Vec<Vec<String>> = rows

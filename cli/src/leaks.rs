@@ -3,7 +3,7 @@
 //! process, memory type, size and how it ended (the trace has no call stacks:
 //! allocations alike in all of these are taken to come from one site).
 
-use crate::replay::{warn_cut, write_out};
+use crate::replay::{warn_cut, write_json, write_out};
 use crate::source::Error;
 use crate::summary::{self, LeakGroup, Options};
 use crate::units::{bytes, chip_set, count, hex, secs};
@@ -23,12 +23,11 @@ pub fn run(trace: &Path, json: bool, fail_if_leaks: bool) -> Result<Status, Erro
     let opts = Options { peak_live: false, progress: true, ..Options::default() };
     let s = summary::summarize_with(trace, &opts)?;
     let (n, b) = s.leaks.iter().fold((0u64, 0u64), |(n, b), g| (n + g.count, b.saturating_add(g.bytes)));
-    let out = if json {
-        serde_json::to_string_pretty(&LeakReport { count: n, bytes: b, leaks: &s.leaks }).expect("serializable") + "\n"
+    if json {
+        write_json(&LeakReport { count: n, bytes: b, leaks: &s.leaks })?;
     } else {
-        render(&s.leaks)
-    };
-    write_out(&out)?;
+        write_out(&render(&s.leaks))?;
+    }
     warn_cut(&s);
     Ok(if fail_if_leaks && n > 0 { EXIT_CONDITION } else { EXIT_OK })
 }
