@@ -118,20 +118,24 @@ fn cut_short_trace_replays_up_to_the_cut() {
     }
 }
 
+/// Text written at once and JSON streamed alike: a reader that went away ends the command quietly.
 #[test]
 fn broken_pipe_is_quiet() {
     let d = tempfile::tempdir().unwrap();
     let p = write(d.path(), "g.trace", &golden());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ttalloc"))
-        .args(["dump", p.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stderr(&o), "");
+    let p = p.to_str().unwrap();
+    for args in [vec!["dump", p], vec!["replay", p, "--json"], vec!["leaks", p, "--json"]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ttalloc"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{args:?}");
+    }
 }
 
 #[test]
