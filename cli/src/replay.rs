@@ -40,8 +40,8 @@ pub fn write_out(s: &str) -> Result<(), Error> {
 }
 
 /// `v` as pretty JSON and a newline on stdout, streamed: a summary with 10^5
-/// leaks is ≈ 30 MB, which as one string cost a tenth of a replay of 10^7
-/// records (copies as it grew, and the page faults of a fresh buffer).
+/// leaks is ≈ 30 MB, which as one string cost a fifth of the time after the
+/// last record (copies as it grew, and the page faults of fresh buffers).
 pub fn write_json(v: &impl Serialize) -> Result<(), Error> {
     let mut o = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     serde_json::to_writer_pretty(&mut o, v)

@@ -170,7 +170,7 @@ const HOOKED: u8 = 1;
 const GLOBAL: u8 = 2;
 const SET: u8 = 4;
 
-/// A live table this large (1 MiB of slots, 4096 or more allocations live)
+/// A live table this large (1 MiB of slots, from 2048 allocations live)
 /// no longer stays in a core's L2 here: below it, `prefetch` would only add
 /// its instructions.
 const PREFETCH_FROM_SLOTS: usize = 1 << 14;
