@@ -47,6 +47,16 @@ impl LiveTable {
         seq as usize & self.slots.len().wrapping_sub(1)
     }
 
+    /// The slot holding `seq`, if its own slot does.
+    #[inline]
+    fn slot_holding(&self, seq: u64) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let i = self.slot_of(seq);
+        self.slots[i].0.as_ref().is_some_and(|held| held.seq == seq).then_some(i)
+    }
+
     /// Could `seq` be in `evicted`?
     #[inline]
     fn maybe_evicted(&self, seq: u64) -> bool {
@@ -101,40 +111,26 @@ impl LiveTable {
 
     #[inline]
     pub fn remove(&mut self, seq: u64) -> Option<Live> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let i = self.slot_of(seq);
-        let out = match &self.slots[i].0 {
-            Some(held) if held.seq == seq => self.slots[i].0.take(),
-            _ if self.maybe_evicted(seq) => self.evicted.remove(&seq),
-            _ => None,
+        let out = match self.slot_holding(seq) {
+            Some(i) => self.slots[i].0.take(),
+            None if self.maybe_evicted(seq) => self.evicted.remove(&seq),
+            None => None,
         };
         self.len -= out.is_some() as usize;
         out
     }
 
     pub fn get_mut(&mut self, seq: u64) -> Option<&mut Live> {
-        if self.slots.is_empty() {
-            return None;
+        match self.slot_holding(seq) {
+            Some(i) => self.slots[i].0.as_mut(),
+            None if self.maybe_evicted(seq) => self.evicted.get_mut(&seq),
+            None => None,
         }
-        let i = self.slot_of(seq);
-        if self.slots[i].0.as_ref().is_some_and(|held| held.seq == seq) {
-            return self.slots[i].0.as_mut();
-        }
-        if self.maybe_evicted(seq) {
-            return self.evicted.get_mut(&seq);
-        }
-        None
     }
 
     #[inline]
     pub fn contains(&self, seq: u64) -> bool {
-        if self.slots.is_empty() {
-            return false;
-        }
-        let held = &self.slots[self.slot_of(seq)].0;
-        held.as_ref().is_some_and(|held| held.seq == seq) || (self.maybe_evicted(seq) && self.evicted.contains_key(&seq))
+        self.slot_holding(seq).is_some() || (self.maybe_evicted(seq) && self.evicted.contains_key(&seq))
     }
 
     /// Slots (kept at most a quarter full).
