@@ -183,6 +183,11 @@ struct Added {
     mean: f64,
 }
 
+/// The median over rounds of one figure of each round's sample.
+fn median_of(rounds: &[Sample], f: fn(&Sample) -> f64) -> f64 {
+    median(&rounds.iter().map(f).collect::<Vec<_>>())
+}
+
 /// Per-round (cfg − base) / 2, reduced with the median over rounds.
 fn added(res: &BTreeMap<String, Vec<Sample>>, cfg: &str, base: &str) -> Added {
     let (c, b) = (&res[cfg], &res[base]);
@@ -264,7 +269,6 @@ fn latency(rep: &mut Report) {
     let best = |l: &str| min(&res[l].iter().map(|s| s.median).collect::<Vec<_>>());
     for c in &cfgs {
         let s = &res[&c.label];
-        let col = |f: fn(&Sample) -> f64| median(&s.iter().map(f).collect::<Vec<_>>());
         let (am, ap, amean) = if c.label == c.base {
             (f64::NAN, f64::NAN, f64::NAN)
         } else {
@@ -273,15 +277,15 @@ fn latency(rep: &mut Report) {
         };
         t.row(vec![
             c.label.clone(),
-            f0(col(|s| s.median)),
-            f0(col(|s| s.p99)),
-            f0(col(|s| s.mean)),
+            f0(median_of(s, |s| s.median)),
+            f0(median_of(s, |s| s.p99)),
+            f0(median_of(s, |s| s.mean)),
             f1(am),
             f1(ap),
             f1(amean),
             f0(best(&c.label)),
             if c.label == c.base { "–".into() } else { f1((best(&c.label) - best(&c.base)) / 2.0) },
-            f0(col(|s| s.minflt)),
+            f0(median_of(s, |s| s.minflt)),
             if c.mode == Mode::Ttalloc { s.iter().map(|x| x.dropped).sum::<u64>().to_string() } else { "–".into() },
             cmd_line(c, pairs, warmup),
         ]);
@@ -588,7 +592,6 @@ fn scale(rep: &mut Report) {
     let mut added_med = Vec::new();
     for c in &cfgs {
         let s = &res[&c.label];
-        let col = |f: fn(&Sample) -> f64| median(&s.iter().map(f).collect::<Vec<_>>());
         let a = (c.label != c.base).then(|| added(&res, &c.label, &c.base));
         let quiet = (c.label != c.base).then(|| (best(&c.label) - best(&c.base)) / 2.0);
         if let (Some(a), Some(qv)) = (&a, quiet) {
@@ -597,8 +600,8 @@ fn scale(rep: &mut Report) {
         let probs: Vec<String> = s.iter().flat_map(|x| x.problems.iter().map(|(k, v)| format!("{k}={v}"))).collect();
         t.row(vec![
             c.label.clone(),
-            f0(col(|s| s.median)),
-            f0(col(|s| s.p99)),
+            f0(median_of(s, |s| s.median)),
+            f0(median_of(s, |s| s.p99)),
             a.as_ref().map_or("–".into(), |a| f1(a.median)),
             a.as_ref().map_or("–".into(), |a| f1(a.p99)),
             f0(best(&c.label)),
@@ -619,12 +622,11 @@ fn scale(rep: &mut Report) {
     let cliff = interleave(&[cb.clone(), ct.clone()], cliff_rounds, cliff_pairs, 1000);
     let cliff_added = added(&cliff, &ct.label, &cb.label);
     let (sb, st) = (&cliff[&cb.label], &cliff[&ct.label]);
-    let med = |s: &[Sample], f: fn(&Sample) -> f64| median(&s.iter().map(f).collect::<Vec<_>>());
-    t.row(vec![cb.label.clone(), f0(med(sb, |s| s.median)), f0(med(sb, |s| s.p99)), "–".into(), "–".into(), "–".into(), "–".into(), "–".into(), "–".into(), cmd_line(&cb, cliff_pairs, 1000)]);
+    t.row(vec![cb.label.clone(), f0(median_of(sb, |s| s.median)), f0(median_of(sb, |s| s.p99)), "–".into(), "–".into(), "–".into(), "–".into(), "–".into(), "–".into(), cmd_line(&cb, cliff_pairs, 1000)]);
     t.row(vec![
         ct.label.clone(),
-        f0(med(st, |s| s.median)),
-        f0(med(st, |s| s.p99)),
+        f0(median_of(st, |s| s.median)),
+        f0(median_of(st, |s| s.p99)),
         f1(cliff_added.median),
         f1(cliff_added.p99),
         "–".into(),
