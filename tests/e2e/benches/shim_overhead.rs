@@ -35,6 +35,7 @@ use common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use ttalloc_ring::{EventBody, Kind, Region, RingReader};
 
@@ -194,22 +195,47 @@ fn interleave_with(cfgs: &[Cfg], rounds: usize, pairs: u64, warmup: u64, each_ro
 /// hook, the buffer reads and the live table. One lap of a default-size ring
 /// (2^20 slots), drained beforehand, so nothing is dropped. A shim that
 /// stamps every event and orders it by one shared counter cannot add less.
+///
+/// Beside it, the same lap into a ring of the same size that only this
+/// thread writes (no shared counter: a per-thread ring, ordered across
+/// threads by the timestamps alone) — the floor of the cheapest design
+/// that still stamps and stores every event.
 struct RingFloor {
     _dir: tempfile::TempDir,
     region: Region,
+    unshared: Vec<UnsharedSlot>,
+}
+
+/// A slot as the ring's, in a ring with one writer.
+#[repr(C, align(64))]
+#[derive(Default)]
+struct UnsharedSlot {
+    stamp: AtomicU64,
+    body: EventBody,
+}
+
+struct Floor {
+    /// ns per event: the shared ring / a per-thread one.
+    shared: f64,
+    unshared: f64,
 }
 
 impl RingFloor {
     fn new() -> RingFloor {
         let dir = shm_dir();
         let region = Region::create(&dir.path().join("floor"), 1 << 20, 1 << 4, std::process::id(), 1).expect("ring for the floor");
-        let f = RingFloor { _dir: dir, region };
+        let unshared = (0..region.ring_capacity()).map(|_| UnsharedSlot::default()).collect();
+        let mut f = RingFloor { _dir: dir, region, unshared };
         f.lap(); // the first lap faults the pages in
         f
     }
 
-    /// ns per event over one lap.
-    fn lap(&self) -> f64 {
+    fn body(i: u64) -> EventBody {
+        EventBody { object: i, size: 4096, kind: Kind::Alloc as u8, ..Default::default() }
+    }
+
+    /// One lap of each.
+    fn lap(&mut self) -> Floor {
         let rd = RingReader::new(&self.region);
         while rd.tail() < rd.head() {
             rd.drain(1 << 16, |_| {});
@@ -217,15 +243,26 @@ impl RingFloor {
         let n = self.region.ring_capacity() - 1;
         let t = Instant::now();
         for i in 0..n {
-            let mut body = EventBody { object: i, size: 4096, kind: Kind::Alloc as u8, ..Default::default() };
+            let mut body = Self::body(i);
             body.ts_ns = self.region.stamp();
             if let Ok(r) = self.region.reserve() {
                 r.publish(&body);
             }
         }
-        let ns = t.elapsed().as_nanos() as f64 / n as f64;
+        let shared = t.elapsed().as_nanos() as f64 / n as f64;
         assert_eq!(rd.dropped(), 0, "the floor's ring was drained before the lap");
-        ns
+        let mask = self.unshared.len() - 1;
+        let t = Instant::now();
+        for i in 0..n {
+            let mut body = Self::body(i);
+            body.ts_ns = self.region.stamp();
+            let slot = &mut self.unshared[i as usize & mask];
+            slot.body = body;
+            slot.stamp.store(i + 1, Ordering::Release);
+        }
+        let unshared = t.elapsed().as_nanos() as f64 / n as f64;
+        std::hint::black_box(&self.unshared);
+        Floor { shared, unshared }
     }
 }
 
@@ -303,9 +340,11 @@ fn latency(rep: &mut Report) {
     bench_churn("v071");
     seed_baseline();
     let t0 = Instant::now();
-    let ring = RingFloor::new();
-    let mut floor = Vec::new();
-    let res = interleave_with(&cfgs, rounds, pairs, warmup, &mut || floor.push(ring.lap()));
+    let mut ring = RingFloor::new();
+    let mut floors = Vec::new();
+    let res = interleave_with(&cfgs, rounds, pairs, warmup, &mut || floors.push(ring.lap()));
+    let floor: Vec<f64> = floors.iter().map(|f| f.shared).collect();
+    let unshared: Vec<f64> = floors.iter().map(|f| f.unshared).collect();
     let mut t = Table::new(&[
         "config",
         "median ns/pair",
@@ -402,6 +441,18 @@ fn latency(rep: &mut Report) {
             f1(seed_quiet / floor_min),
             f1(tt.median - floor_med),
             f1(quiet - floor_min)
+        ),
+    ]);
+    let (un_med, un_min) = (median(&unshared), min(&unshared));
+    v.row(vec![
+        "the same with a per-thread ring (no shared counter; same lap, same slot writes)".into(),
+        format!("{} ns/event (median; best {} ns)", f1(un_med), f1(un_min)),
+        format!(
+            "a shim adding nothing to it would reach {}× (quiet rounds: {}×); with ttalloc's {} ns on top (quiet), {}×",
+            f1(seed.median / un_med),
+            f1(seed_quiet / un_min),
+            f1(quiet - floor_min),
+            f1(seed_quiet / (un_min + quiet - floor_min))
         ),
     ]);
     rep.table("Targets 1 and 2", &v);
@@ -648,9 +699,7 @@ fn scale(rep: &mut Report) {
         cfgs.push(cfg(&format!("ttalloc, {name}"), "v081", Mode::Ttalloc, &args, &env, &b));
     }
     let t0 = Instant::now();
-    let ring = RingFloor::new();
-    let mut floor = Vec::new();
-    let res = interleave_with(&cfgs, rounds, pairs, warmup, &mut || floor.push(ring.lap()));
+    let res = interleave(&cfgs, rounds, pairs, warmup);
     let mut t = Table::new(&[
         "config",
         "median ns/pair",
