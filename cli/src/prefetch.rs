@@ -117,17 +117,10 @@ fn read_ahead(mut src: Box<Source>, tx: SyncSender<Msg>, reuse: Receiver<Vec<Rec
         // A batch back from the consumer: its records are dropped here.
         let mut batch = reuse.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
         batch.clear();
-        let end = loop {
-            match src.next_record() {
-                Ok(Some(r)) => {
-                    batch.push(r);
-                    if batch.len() == BATCH {
-                        break None;
-                    }
-                }
-                Ok(None) => break Some(None),
-                Err(e) => break Some(Some(e)),
-            }
+        let end = match src.next_batch(&mut batch, BATCH) {
+            Ok(true) => None,
+            Ok(false) => Some(None),
+            Err(e) => Some(Some(e)),
         };
         // A send fails only when the consumer is gone: stop.
         if !batch.is_empty() && tx.send(Msg::Batch(batch)).is_err() {
@@ -157,8 +150,10 @@ mod tests {
     use super::*;
     use ttalloc_trace::*;
 
-    /// A one-process trace of `n` alloc records (cut short: no footer), and where each record starts.
-    fn trace(path: &std::path::Path, n: u64) -> Vec<u64> {
+    /// A one-process trace of `n` alloc records, cut short (no footer) or
+    /// `whole`, and where each record starts. A footer that says one process
+    /// lets `Source` read without merging processes.
+    fn trace(path: &std::path::Path, n: u64, whole: bool) -> Vec<u64> {
         let header = TraceHeader { magic: TRACE_MAGIC.into(), format_version: TRACE_FORMAT_VERSION, tool_version: "t".into(), host: "h".into(), collector_pid: 1, started_real_ns: 1, command: vec![] };
         let mut w = TraceWriter::new(Vec::new(), &header).unwrap();
         w.write(&Record::Process(Box::new(ProcessInfo { p: 0, pid: 9, start_ticks: 0, exe: "t".into(), created_mono_ns: 0, created_real_ns: 0, shim_info: "{}".into(), attach: "from-start".into() }))).unwrap();
@@ -167,6 +162,9 @@ mod tests {
             starts.push(w.bytes());
             let ev = Ev { p: 0, seq, ts_ns: 10 * seq, tid: 1 };
             w.write(&Record::Alloc(AllocRec { ev, chip: (seq % 8) as i32, btype: 1, flags: 0, object: seq, address: 64 * seq, size: 4096, page_size: 1024 })).unwrap();
+        }
+        if whole {
+            w.write(&Record::Footer(Footer { records: n + 2, processes: 1, dropped: 0, unknown_frees: 0, ended_real_ns: 1 })).unwrap();
         }
         std::fs::write(path, w.into_inner()).unwrap();
         starts
@@ -211,8 +209,8 @@ mod tests {
     fn reading_ahead_returns_what_the_source_does() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("t");
-        for n in [0, 1, BATCH as u64, 2 * BATCH as u64 + 7] {
-            trace(&path, n);
+        for (n, whole) in [0, 1, BATCH as u64, 2 * BATCH as u64 + 7].into_iter().flat_map(|n| [(n, false), (n, true)]) {
+            trace(&path, n, whole);
             let mut src = Source::open(&path, None).unwrap();
             let (want, want_err) = all(|| src.next_record());
             let mut p = Prefetch::start(Source::open(&path, None).unwrap());
@@ -220,21 +218,24 @@ mod tests {
             assert_eq!((got.len(), &err), (want.len(), &want_err), "{n} records");
             assert!(got == want, "{n} records");
             assert_eq!(p.ordinal, src.ordinal);
+            assert_eq!(p.finished().unwrap().ordinal, src.ordinal, "the source counted in batches as one by one");
             assert_eq!(p.finished().unwrap().cut, src.cut, "{n} records");
-            assert!(src.cut.is_some(), "no footer: a cut");
+            assert_eq!(src.cut.is_some(), !whole, "no footer: a cut");
             assert_eq!(ahead(&mut p), (vec![], None), "the end stays the end");
         }
         // A corrupt record mid-file: the records before it, then its error.
-        let starts = trace(&path, 3 * BATCH as u64);
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[starts[BATCH + 5] as usize] = 0xc1;
-        std::fs::write(&path, bytes).unwrap();
-        let mut src = Source::open(&path, None).unwrap();
-        let (want, want_err) = all(|| src.next_record());
-        let mut p = Prefetch::start(Source::open(&path, None).unwrap());
-        let (got, err) = ahead(&mut p);
-        assert_eq!((got.len(), &err), (want.len(), &want_err));
-        assert_eq!(got.len(), 2 + BATCH + 5, "the header, the process, the records before the corrupt one");
-        assert!(err.as_ref().is_some_and(|e| e.contains("corrupt record")), "{err:?}");
+        for whole in [false, true] {
+            let starts = trace(&path, 3 * BATCH as u64, whole);
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[starts[BATCH + 5] as usize] = 0xc1;
+            std::fs::write(&path, bytes).unwrap();
+            let mut src = Source::open(&path, None).unwrap();
+            let (want, want_err) = all(|| src.next_record());
+            let mut p = Prefetch::start(Source::open(&path, None).unwrap());
+            let (got, err) = ahead(&mut p);
+            assert_eq!((got.len(), &err), (want.len(), &want_err));
+            assert_eq!(got.len(), 2 + BATCH + 5, "the header, the process, the records before the corrupt one");
+            assert!(err.as_ref().is_some_and(|e| e.contains("corrupt record")), "{err:?}");
+        }
     }
 }

@@ -155,6 +155,42 @@ impl Source {
         }
     }
 
+    /// Appends up to `max` records to `out`, as `next_record` returns them;
+    /// `Ok(false)` once the end was reached and everything before it given.
+    pub fn next_batch(&mut self, out: &mut Vec<Record>, max: usize) -> Result<bool, Error> {
+        if self.merge.is_some() || self.finished {
+            for _ in 0..max {
+                match self.next_record()? {
+                    Some(r) => out.push(r),
+                    None => return Ok(false),
+                }
+            }
+            return Ok(true);
+        }
+        let before = out.len();
+        let read = self.reader.next_batch(out, max);
+        let (was, n) = (self.ordinal, (out.len() - before) as u64);
+        self.ordinal += n;
+        if (was ^ self.ordinal) >> 16 != 0 {
+            if let Some(b) = &self.bar {
+                b.set_position(self.reader.offset());
+            }
+        }
+        match read {
+            Ok(true) => return Ok(true),
+            Ok(false) => self.ended(None),
+            Err(e) => self.ended(Some(e)),
+        }
+        // The end: the records before it first, then (next call) the error.
+        if n > 0 {
+            return Ok(true);
+        }
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(false),
+        }
+    }
+
     /// The file ended: cleanly (`None`), cut short or corrupt.
     #[cold]
     fn ended(&mut self, error: Option<TraceError>) {

@@ -311,6 +311,33 @@ impl<R: BufRead> TraceReader<R> {
         }
     }
 
+    /// Appends up to `max` records to `out`: the ones `next_record` would
+    /// return, in one call. Event records with room for the longest one are
+    /// decoded here, without the per-record `Result`/`Option` layers; anything
+    /// else goes through `next_record`. `Ok(false)` at a clean end of file; an
+    /// error comes after the records before it, which are in `out`.
+    pub fn next_batch(&mut self, out: &mut Vec<Record>, max: usize) -> Result<bool, TraceError> {
+        let stop = out.len().saturating_add(max);
+        while out.len() < stop {
+            if self.started && !self.done && self.end - self.pos >= FAST_MIN {
+                // A record that fails here leaves `prev` as it was, and
+                // `next_record` decodes it again to report the error.
+                if let Ok((r, n)) = decode_with::<false>(&self.buf[self.pos..self.end], &mut self.prev, self.absolute) {
+                    self.pos += n;
+                    self.complete |= matches!(r, Record::Footer(_));
+                    self.records += 1;
+                    out.push(r);
+                    continue;
+                }
+            }
+            match self.next_record()? {
+                Some(r) => out.push(r),
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
     #[inline(always)]
     fn accept(&mut self, r: Record) -> Result<Option<Record>, TraceError> {
         if !self.started {

@@ -123,3 +123,53 @@ proptest! {
         }
     }
 }
+
+/// Every record and the final error of `rd`, read one by one or in batches of `batch`.
+fn read_all(mut rd: TraceReader<Cursor<&[u8]>>, batch: Option<usize>) -> (Vec<Record>, Option<TraceError>, bool, u64) {
+    let mut got = Vec::new();
+    let end = match batch {
+        None => loop {
+            match rd.next_record() {
+                Ok(Some(r)) => got.push(r),
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        },
+        Some(n) => loop {
+            match rd.next_batch(&mut got, n) {
+                Ok(true) => {}
+                Ok(false) => break None,
+                Err(e) => break Some(e),
+            }
+        },
+    };
+    // The end stays the end.
+    assert_eq!(rd.next_record().map_err(|e| e.message), Ok(None));
+    (got, end, rd.complete, rd.records)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Batches give what one-by-one reading gives — records, error, offset,
+    /// counters — on whole, cut and corrupted traces alike.
+    #[test]
+    fn batches_read_what_records_one_by_one_do(
+        records in prop::collection::vec(record(), 0..64).prop_map(with_processes),
+        cut in any::<prop::sample::Index>(),
+        corrupt in prop::option::of((any::<prop::sample::Index>(), any::<u8>())),
+        batch in prop::sample::select(vec![1usize, 2, 7, 1024]),
+    ) {
+        let mut bytes = encode(&records);
+        if let Some((at, b)) = corrupt {
+            let at = at.index(bytes.len());
+            bytes[at] = b;
+        }
+        let bytes = &bytes[..cut.index(bytes.len() + 1)];
+        let one = read_all(TraceReader::new(Cursor::new(bytes)), None);
+        let many = read_all(TraceReader::new(Cursor::new(bytes)), Some(batch));
+        prop_assert_eq!(one.0, many.0);
+        prop_assert_eq!(one.1.map(|e| (e.offset, e.message, e.truncated)), many.1.map(|e| (e.offset, e.message, e.truncated)));
+        prop_assert_eq!((one.2, one.3), (many.2, many.3));
+    }
+}
