@@ -512,8 +512,58 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
     let cut = src.finished().and_then(|s| s.cut.clone());
     drop(src);
 
-    let m = &st.model;
-    let clock = &st.clock;
+    let (m, clock) = (&st.model, &st.clock);
+    // What was live at the peaks is ranked beside the leaks being listed:
+    // both only read the model, and each is a good part of the time after
+    // the last record.
+    let peak_sets = std::sync::Mutex::new(st.peak_sets.take());
+    let l1_peak = &st.l1_peak;
+    let rank = || peak_sets.lock().ok().and_then(|mut ps| ps.take()).map(|ps| rank_peak_sets(ps, m, clock, l1_peak, opts));
+    std::thread::scope(|sc| {
+        let ranking = std::thread::Builder::new().name("ttalloc-peaks".into()).spawn_scoped(sc, rank);
+        let mut s = summary_at_end(path, m, clock, records, cut, &mut st.gaps, &mut st.leaks);
+        let ranked = match ranking {
+            Ok(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            // Not started: ranked here (the job, never run, left the sets behind).
+            Err(_) => rank(),
+        };
+        if let Some((peaks, l1_maps)) = ranked {
+            for ((chip, bt), items, rest) in peaks {
+                if let Some(ts) = s.chips.get_mut(&chip).and_then(|c| c.get_mut(bt.name())) {
+                    ts.peak_live = items;
+                    ts.peak_live_rest = rest;
+                }
+            }
+            s.l1_maps = l1_maps;
+        }
+        s.timeline = st.timeline.take().map(TimelineBuilder::finish);
+        Ok(s)
+    })
+}
+
+/// The live sets at the peaks, ranked: the first `top` of each chip × type
+/// that peaked, and each chip's L1 map at its L1 peak.
+#[allow(clippy::type_complexity)]
+fn rank_peak_sets(ps: PeakSets, m: &Model, clock: &Clock, l1_peak: &HashMap<i32, L1Peak>, opts: &Options) -> (Vec<((i32, BufferType), Vec<LiveItem>, Rest)>, BTreeMap<i32, L1Map>) {
+    let mut sets = ps.finish(m);
+    let mut peaks = Vec::new();
+    if opts.peak_live {
+        for (&(chip, bt), _) in m.usage.iter().filter(|(_, u)| u.peak > 0) {
+            let (items, rest) = ranked(m, clock, sets.remove(&Target::Peak(chip, bt)).unwrap_or_default(), opts.top);
+            peaks.push(((chip, bt), items, rest));
+        }
+    }
+    let mut l1_maps = BTreeMap::new();
+    for (&chip, pk) in l1_peak {
+        let set = sets.remove(&Target::L1(chip)).unwrap_or_default();
+        l1_maps.insert(chip, l1_map(m, clock, &set, pk, opts));
+    }
+    (peaks, l1_maps)
+}
+
+/// Everything but the peaks' live sets, from the model at the end of the
+/// trace: per chip × type, per process, the leaks grouped.
+fn summary_at_end(path: &Path, m: &Model, clock: &Clock, records: u64, cut: Option<Cut>, gaps: &mut Vec<Gap>, leaks: &mut Vec<RawLeak>) -> Summary {
     let pid_of = |p: u32| m.procs.get(p as usize).map_or(0, |s| s.pid());
     let header = m.header.clone().unwrap_or_else(|| ttalloc_trace::TraceHeader {
         magic: String::new(),
@@ -539,7 +589,7 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
         unknown_frees: m.unknown_frees,
         dropped: m.dropped,
         alloc_failures: m.alloc_failures,
-        gaps: std::mem::take(&mut st.gaps),
+        gaps: std::mem::take(gaps),
         ..Summary::default()
     };
     for (&(chip, t), u) in &m.usage {
@@ -593,31 +643,13 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
         if ended {
             for l in ps.live.values() {
                 for &chip in m.chips_of(l) {
-                    st.leaks.push(leak(&m.live_event(p, l, chip), clock, "exit"));
+                    leaks.push(leak(&m.live_event(p, l, chip), clock, "exit"));
                 }
             }
         }
     }
-    s.leaks = group_leaks(std::mem::take(&mut st.leaks), &pid_of);
-    s.timeline = st.timeline.take().map(TimelineBuilder::finish);
-
-    if let Some(ps) = st.peak_sets.take() {
-        let mut sets = ps.finish(m);
-        if opts.peak_live {
-            for (&(chip, bt), _) in m.usage.iter().filter(|(_, u)| u.peak > 0) {
-                let (items, rest) = ranked(m, clock, sets.remove(&Target::Peak(chip, bt)).unwrap_or_default(), opts.top);
-                if let Some(ts) = s.chips.get_mut(&chip).and_then(|c| c.get_mut(bt.name())) {
-                    ts.peak_live = items;
-                    ts.peak_live_rest = rest;
-                }
-            }
-        }
-        for (&chip, pk) in &st.l1_peak {
-            let set = sets.remove(&Target::L1(chip)).unwrap_or_default();
-            s.l1_maps.insert(chip, l1_map(m, clock, &set, pk, opts));
-        }
-    }
-    Ok(s)
+    s.leaks = group_leaks(std::mem::take(leaks), &pid_of);
+    s
 }
 
 fn group_leaks(raw: Vec<RawLeak>, pid_of: &dyn Fn(u32) -> u32) -> Vec<LeakGroup> {
