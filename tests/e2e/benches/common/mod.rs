@@ -8,7 +8,8 @@
 //! Where things are found:
 //! * artefacts: `$TTALLOC_ARTEFACTS`, else `$CARGO_TARGET_DIR/release`, else the
 //!   `release/` dir this bench binary was built into, else `<repo>/target/release`
-//!   (the first that holds `libttalloc.so` and `ttalloc-collect`);
+//!   (the first that holds `libttalloc.so` and `ttalloc-collect`); found
+//!   there, an artefact older than its crates' sources stops the bench;
 //! * test library: `$TTALLOC_TESTLIB`, else `<repo>/target/testlib` (`make testlib`);
 //! * helper C++ programs (tests/workloads/bench_churn.cpp, seed_baseline.cpp)
 //!   are compiled with g++ into `<artefacts>/bench-bin/` when missing or stale.
@@ -53,6 +54,7 @@ pub fn artefacts() -> PathBuf {
     candidates.push(root().join("target/release"));
     for c in &candidates {
         if has_artefacts(c) {
+            refuse_stale(c);
             return c.clone();
         }
     }
@@ -60,6 +62,44 @@ pub fn artefacts() -> PathBuf {
         "libttalloc.so / ttalloc-collect not found in any of {:?}: run `make` (or `cargo build --release -p ttalloc-shim -p ttalloc-collector`) first, or set TTALLOC_ARTEFACTS",
         candidates
     );
+}
+
+/// Each release artefact and the crates it is built from.
+const ARTEFACT_SOURCES: &[(&str, &[&str])] = &[
+    ("libttalloc.so", &["shim", "ring", "symbols"]),
+    ("ttalloc-collect", &["collector", "ring", "trace"]),
+    ("ttalloc", &["cli", "ring", "symbols", "trace"]),
+];
+
+/// Stops a bench about to measure an artefact older than its sources:
+/// `cargo bench` does not rebuild them (`make bench` does), and the numbers
+/// would silently be those of an earlier build. A build benched on purpose
+/// is named with `TTALLOC_ARTEFACTS` (or as a baseline), which is not checked.
+fn refuse_stale(dir: &Path) {
+    for (name, crates) in ARTEFACT_SOURCES {
+        let p = dir.join(name);
+        let (Some(built), Some((source, changed))) = (mtime(&p), newest_source(crates)) else { continue };
+        if built < changed {
+            panic!("{} is older than {}: run `make bench` (or `make` first), or set TTALLOC_ARTEFACTS to bench that build on purpose", p.display(), source.display());
+        }
+    }
+}
+
+/// The most recently changed source file of `crates`, and when.
+fn newest_source(crates: &[&str]) -> Option<(PathBuf, std::time::SystemTime)> {
+    let mut stack: Vec<PathBuf> = crates.iter().map(|c| root().join(c).join("src")).collect();
+    let mut newest: Option<(PathBuf, std::time::SystemTime)> = None;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Some(t) = mtime(&p).filter(|t| !newest.as_ref().is_some_and(|(_, n)| n >= t)) {
+                newest = Some((p, t));
+            }
+        }
+    }
+    newest
 }
 
 pub fn artefact(name: &str) -> PathBuf {
