@@ -516,16 +516,17 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
     // What was live at the peaks is ranked beside the leaks being listed:
     // both only read the model, and each is a good part of the time after
     // the last record.
+    let wanted = st.peak_sets.is_some();
     let peak_sets = std::sync::Mutex::new(st.peak_sets.take());
     let l1_peak = &st.l1_peak;
     let rank = || peak_sets.lock().ok().and_then(|mut ps| ps.take()).map(|ps| rank_peak_sets(ps, m, clock, l1_peak, opts));
     std::thread::scope(|sc| {
-        let ranking = std::thread::Builder::new().name("ttalloc-peaks".into()).spawn_scoped(sc, rank);
+        let ranking = wanted.then(|| std::thread::Builder::new().name("ttalloc-peaks".into()).spawn_scoped(sc, rank));
         let mut s = summary_at_end(path, m, clock, records, cut, &mut st.gaps, &mut st.leaks);
         let ranked = match ranking {
-            Ok(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            Some(Ok(h)) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
             // Not started: ranked here (the job, never run, left the sets behind).
-            Err(_) => rank(),
+            _ => rank(),
         };
         if let Some((peaks, l1_maps)) = ranked {
             for ((chip, bt), items, rest) in peaks {
@@ -541,10 +542,12 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
     })
 }
 
+/// A chip × type's live set at its peak: the first `top`, and the rest summed.
+type RankedPeak = ((i32, BufferType), Vec<LiveItem>, Rest);
+
 /// The live sets at the peaks, ranked: the first `top` of each chip × type
 /// that peaked, and each chip's L1 map at its L1 peak.
-#[allow(clippy::type_complexity)]
-fn rank_peak_sets(ps: PeakSets, m: &Model, clock: &Clock, l1_peak: &HashMap<i32, L1Peak>, opts: &Options) -> (Vec<((i32, BufferType), Vec<LiveItem>, Rest)>, BTreeMap<i32, L1Map>) {
+fn rank_peak_sets(ps: PeakSets, m: &Model, clock: &Clock, l1_peak: &HashMap<i32, L1Peak>, opts: &Options) -> (Vec<RankedPeak>, BTreeMap<i32, L1Map>) {
     let mut sets = ps.finish(m);
     let mut peaks = Vec::new();
     if opts.peak_live {
