@@ -13,18 +13,33 @@ pub fn read_into_model(data: &[u8]) -> u64 {
     let len = data.len() as u64;
     let mut rd = TraceReader::new(Cursor::new(data));
     let mut model = Model::new();
-    let mut records = 0u64;
+    let mut got = Vec::new();
     let error = loop {
         match rd.next_record() {
             Ok(Some(r)) => {
                 model.apply(&r, &mut |_| {});
-                records += 1;
+                got.push(r);
             }
             Ok(None) => break None,
             Err(e) => break Some(e),
         }
         assert!(rd.offset() <= len, "read past the end: offset {} of {len}", rd.offset());
     };
+    let records = got.len() as u64;
+    // The replay's read-ahead decodes in batches: the same records, the same end.
+    let mut batched = Vec::new();
+    let mut rd2 = TraceReader::new(Cursor::new(data));
+    let size = 1 + data.last().map_or(0, |b| *b as usize % 9);
+    let error2 = loop {
+        match rd2.next_batch(&mut batched, size) {
+            Ok(true) => {}
+            Ok(false) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    assert!(batched == got, "batches of {size} read {} records, one by one {records}", batched.len());
+    assert_eq!(error2, error, "batches of {size} end as one-by-one reading does");
+    assert_eq!((rd2.offset(), rd2.records, rd2.complete), (rd.offset(), rd.records, rd.complete));
     // The smallest record is two bytes (`[tag]` is refused, `[tag, x]` is not).
     assert!(records * 2 <= len, "{records} records from {len} bytes");
     if let Some(e) = error {
