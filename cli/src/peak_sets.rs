@@ -66,11 +66,20 @@ impl PeakSets {
         if e.alloc_record > self.latest {
             return;
         }
-        for t in self.targets(e.chip, e.btype) {
-            match self.tracks.get_mut(&t) {
-                Some(tr) if e.alloc_record <= tr.at => tr.since.push(*e),
-                _ => {}
-            }
+        // Not `targets()`: its chained options cost a release more than the lookups.
+        if self.peaks {
+            self.keep_if_live_at_peak(Target::Peak(e.chip, e.btype), e);
+        }
+        if self.l1 && is_l1ish(e.btype) {
+            self.keep_if_live_at_peak(Target::L1(e.chip), e);
+        }
+    }
+
+    #[inline]
+    fn keep_if_live_at_peak(&mut self, t: Target, e: &ChipEvent) {
+        match self.tracks.get_mut(&t) {
+            Some(tr) if e.alloc_record <= tr.at => tr.since.push(*e),
+            _ => {}
         }
     }
 
