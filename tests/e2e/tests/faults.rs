@@ -538,8 +538,11 @@ fn trace_disk_full() {
     let warning = match r.cut {
         Some(cut) => format!("ttalloc: {}: warning: trace cut short inside a record at byte offset {cut}; replayed up to there\n", trace.display()),
         // Records average ≈ 16 bytes: about one run in 16 the disk fills exactly
-        // where a record ends, and the trace just lacks its footer.
-        None => String::new(),
+        // where a record ends, and the trace just lacks its footer (at its end).
+        None => {
+            let end = std::fs::metadata(&trace).unwrap().len();
+            format!("ttalloc: {}: warning: trace has no footer (the collector did not finish it) at byte offset {end}; replayed up to there\n", trace.display())
+        }
     };
     assert_eq!(stderr(&o), warning);
     assert!(stdout(&o).contains("incomplete"), "{}", stdout(&o));
