@@ -324,8 +324,7 @@ impl<R: BufRead> TraceReader<R> {
                 // `next_record` decodes it again to report the error.
                 if let Ok((r, n)) = decode_with::<false>(&self.buf[self.pos..self.end], &mut self.prev, self.absolute) {
                     self.pos += n;
-                    self.complete |= matches!(r, Record::Footer(_));
-                    self.records += 1;
+                    self.counted(&r);
                     out.push(r);
                     continue;
                 }
@@ -343,11 +342,15 @@ impl<R: BufRead> TraceReader<R> {
         if !self.started {
             self.start(&r)?;
         }
-        if matches!(r, Record::Footer(_)) {
-            self.complete = true;
-        }
-        self.records += 1;
+        self.counted(&r);
         Ok(Some(r))
+    }
+
+    /// `r` is returned: count it, and note a footer.
+    #[inline(always)]
+    fn counted(&mut self, r: &Record) {
+        self.complete |= matches!(r, Record::Footer(_));
+        self.records += 1;
     }
 
     /// The first record must be a header of a format this reader knows.
