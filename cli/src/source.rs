@@ -117,7 +117,7 @@ impl Source {
         // One process: nothing to reorder.
         if self.merge.is_none() && !self.finished {
             if let Some(r) = self.read() {
-                self.count();
+                self.count(1);
                 return Ok(Some(r));
             }
         }
@@ -127,7 +127,7 @@ impl Source {
                 None => None,
             };
             if let Some(r) = next {
-                self.count();
+                self.count(1);
                 return Ok(Some(r));
             }
             if self.finished {
@@ -169,26 +169,19 @@ impl Source {
         }
         let before = out.len();
         let read = self.reader.next_batch(out, max);
-        let (was, n) = (self.ordinal, (out.len() - before) as u64);
-        self.ordinal += n;
-        if (was ^ self.ordinal) >> 16 != 0 {
-            if let Some(b) = &self.bar {
-                b.set_position(self.reader.offset());
-            }
-        }
+        let n = out.len() - before;
+        self.count(n as u64);
         match read {
             Ok(true) => return Ok(true),
             Ok(false) => self.ended(None),
             Err(e) => self.ended(Some(e)),
         }
-        // The end: the records before it first, then (next call) the error.
+        // The end: the records before it first; then `next_record` gives the
+        // error, or the clean end.
         if n > 0 {
             return Ok(true);
         }
-        match self.failed.take() {
-            Some(e) => Err(e),
-            None => Ok(false),
-        }
+        self.next_record().map(|r| r.is_some())
     }
 
     /// The file ended: cleanly (`None`), cut short or corrupt.
@@ -205,11 +198,13 @@ impl Source {
         }
     }
 
-    /// One more record returned.
+    /// `n` more records returned.
     #[inline]
-    fn count(&mut self) {
-        self.ordinal += 1;
-        if self.ordinal & 0xffff == 0 {
+    fn count(&mut self, n: u64) {
+        let was = self.ordinal;
+        self.ordinal += n;
+        // Every 65536 records.
+        if (was ^ self.ordinal) >> 16 != 0 {
             if let Some(b) = &self.bar {
                 b.set_position(self.reader.offset());
             }
