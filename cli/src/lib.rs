@@ -17,6 +17,7 @@ pub mod replay;
 pub mod report;
 pub mod source;
 pub mod summary;
+mod largest;
 mod peak_sets;
 mod prefetch;
 pub mod units;

@@ -12,7 +12,11 @@
 //! never holds more than the live set at the peak: memory stays bounded by
 //! the live sets, and the file is read once. (Until session 7 a second pass
 //! re-read the file and snapshotted the live set at each peak: twice the CPU.)
+//! A chip × type's set is shown ranked, its first `top` and the rest summed,
+//! so its `since` keeps only its `top` largest whole ([`Largest`]); an L1
+//! map needs every range.
 
+use crate::largest::{Beyond, Largest};
 use crate::summary::is_l1ish;
 use rustc_hash::FxHashMap;
 use ttalloc_ring::BufferType;
@@ -24,12 +28,26 @@ pub(crate) enum Target {
     L1(i32),
 }
 
-#[derive(Default)]
+/// Live at a target's peak, released since.
+enum Since {
+    /// Every one (an L1 map's).
+    All(Vec<ChipEvent>),
+    /// The largest, the rest summed (a ranked chip × type's).
+    Largest(Largest),
+}
+
 struct Track {
     /// The record at which the target peaks, so far.
     at: u64,
-    /// Live at `at`, released since (on this target's chip).
-    since: Vec<ChipEvent>,
+    since: Since,
+}
+
+/// A target's live set at its peak: whole, or (a chip × type's) the
+/// allocations that can rank in its first `top`, and the others summed.
+#[derive(Default)]
+pub(crate) struct PeakSet {
+    pub events: Vec<ChipEvent>,
+    pub beyond: Beyond,
 }
 
 pub(crate) struct PeakSets {
@@ -41,11 +59,13 @@ pub(crate) struct PeakSets {
     /// Track chip × type peaks / chips' L1 peaks.
     peaks: bool,
     l1: bool,
+    /// How many of a chip × type's set are listed.
+    top: usize,
 }
 
 impl PeakSets {
-    pub fn new(peaks: bool, l1: bool) -> PeakSets {
-        PeakSets { tracks: FxHashMap::default(), latest: 0, peaks, l1 }
+    pub fn new(peaks: bool, l1: bool, top: usize) -> PeakSets {
+        PeakSets { tracks: FxHashMap::default(), latest: 0, peaks, l1, top }
     }
 
     /// The targets an allocation of `btype` on `chip` belongs to.
@@ -78,34 +98,55 @@ impl PeakSets {
     #[inline]
     fn keep_if_live_at_peak(&mut self, t: Target, e: &ChipEvent) {
         match self.tracks.get_mut(&t) {
-            Some(tr) if e.alloc_record <= tr.at => tr.since.push(*e),
+            Some(tr) if e.alloc_record <= tr.at => match &mut tr.since {
+                Since::All(v) => v.push(*e),
+                Since::Largest(l) => l.push(e),
+            },
             _ => {}
         }
     }
 
     /// `t` peaks at record `ord` (called after all of that record's events).
     pub fn peaked(&mut self, t: Target, ord: u64) {
-        let tr = self.tracks.entry(t).or_default();
+        let top = self.top;
+        let tr = self.tracks.entry(t).or_insert_with(|| Track {
+            at: 0,
+            since: match t {
+                Target::Peak(..) => Since::Largest(Largest::new(top)),
+                Target::L1(_) => Since::All(Vec::new()),
+            },
+        });
         tr.at = ord;
         self.latest = self.latest.max(ord);
-        tr.since.clear();
+        match &mut tr.since {
+            Since::All(v) => v.clear(),
+            Since::Largest(l) => l.clear(),
+        }
     }
 
     /// The live set of each target at its peak, one acquire event per
     /// allocation (unordered); `m` is the model at the end of the trace.
-    pub fn finish(self, m: &Model) -> FxHashMap<Target, Vec<ChipEvent>> {
-        let mut sets: FxHashMap<Target, Vec<ChipEvent>> = FxHashMap::default();
+    pub fn finish(self, m: &Model) -> FxHashMap<Target, PeakSet> {
+        let mut sets: FxHashMap<Target, PeakSet> = FxHashMap::default();
         for (p, l) in m.live() {
             for &chip in m.chips_of(l) {
                 for t in self.targets(chip, l.btype) {
                     if self.live_at_peak(&t, l.record) {
-                        sets.entry(t).or_default().push(m.live_event(p, l, chip));
+                        sets.entry(t).or_default().events.push(m.live_event(p, l, chip));
                     }
                 }
             }
         }
         for (t, tr) in self.tracks {
-            sets.entry(t).or_default().extend(tr.since);
+            let set = sets.entry(t).or_default();
+            match tr.since {
+                Since::All(v) => set.events.extend(v),
+                Since::Largest(l) => {
+                    let (largest, beyond) = l.into_parts();
+                    set.events.extend(largest);
+                    set.beyond = beyond;
+                }
+            }
         }
         sets
     }

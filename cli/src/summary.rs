@@ -6,6 +6,7 @@
 //! The file is streamed once and memory stays bounded by the live set: the
 //! live sets at the peaks are kept as the peaks are found (`peak_sets`).
 
+use crate::largest::{largest_first, Beyond};
 use crate::peak_sets::{PeakSets, Target};
 use crate::prefetch::Prefetch;
 use crate::source::{Cut, Error, Source};
@@ -498,7 +499,7 @@ pub fn summarize_with(path: &Path, opts: &Options) -> Result<Summary, Error> {
         gaps: Vec::new(),
         timeline: (opts.timeline > 0).then(|| TimelineBuilder::new(opts.timeline)),
         l1_maps: opts.l1_maps,
-        peak_sets: (opts.peak_live || opts.l1_maps).then(|| PeakSets::new(opts.peak_live, opts.l1_maps)),
+        peak_sets: (opts.peak_live || opts.l1_maps).then(|| PeakSets::new(opts.peak_live, opts.l1_maps, opts.top)),
         peaked: Vec::new(),
     };
     let mut src = Prefetch::start(src);
@@ -552,14 +553,15 @@ fn rank_peak_sets(ps: PeakSets, m: &Model, clock: &Clock, l1_peak: &HashMap<i32,
     let mut peaks = Vec::new();
     if opts.peak_live {
         for (&(chip, bt), _) in m.usage.iter().filter(|(_, u)| u.peak > 0) {
-            let (items, rest) = ranked(m, clock, sets.remove(&Target::Peak(chip, bt)).unwrap_or_default(), opts.top);
+            let set = sets.remove(&Target::Peak(chip, bt)).unwrap_or_default();
+            let (items, rest) = ranked(m, clock, set.events, set.beyond, opts.top);
             peaks.push(((chip, bt), items, rest));
         }
     }
     let mut l1_maps = BTreeMap::new();
     for (&chip, pk) in l1_peak {
         let set = sets.remove(&Target::L1(chip)).unwrap_or_default();
-        l1_maps.insert(chip, l1_map(m, clock, &set, pk, opts));
+        l1_maps.insert(chip, l1_map(m, clock, &set.events, pk, opts));
     }
     (peaks, l1_maps)
 }
@@ -707,17 +709,17 @@ fn live_item(m: &Model, clock: &Clock, e: &ChipEvent) -> LiveItem {
 /// Live allocations of `btype` on `chip`, largest first: the first `top`, and the rest summed.
 pub fn live_on(m: &Model, clock: &Clock, chip: i32, btype: BufferType, top: usize) -> (Vec<LiveItem>, Rest) {
     let set = m.live().filter(|(_, l)| l.btype == btype && m.chips_of(l).contains(&chip)).map(|(p, l)| m.live_event(p, l, chip)).collect();
-    ranked(m, clock, set, top)
+    ranked(m, clock, set, Beyond::default(), top)
 }
 
-/// A live set, largest first: the first `top` as items, and the rest summed.
-fn ranked(m: &Model, clock: &Clock, mut set: Vec<ChipEvent>, top: usize) -> (Vec<LiveItem>, Rest) {
-    set.sort_unstable_by(|a, b| b.bytes().cmp(&a.bytes()).then(b.size.cmp(&a.size)).then(a.p.cmp(&b.p)).then(a.id.cmp(&b.id)));
-    let mut rest = Rest::default();
+/// A live set, largest first: the first `top` as items, and the rest summed
+/// (with `beyond`, members of the set already summed).
+fn ranked(m: &Model, clock: &Clock, mut set: Vec<ChipEvent>, mut beyond: Beyond, top: usize) -> (Vec<LiveItem>, Rest) {
+    set.sort_unstable_by(largest_first);
     for e in set.iter().skip(top) {
-        rest.count += 1;
-        rest.bytes = rest.bytes.saturating_add(e.bytes());
+        beyond.add(e);
     }
+    let rest = Rest { count: beyond.count, bytes: beyond.bytes.min(u64::MAX as u128) as u64 };
     set.truncate(top);
     (set.iter().map(|e| live_item(m, clock, e)).collect(), rest)
 }
