@@ -14,7 +14,7 @@ use ttalloc_trace::ChipEvent;
 /// The order of a ranked live set: most bytes first, then the larger size,
 /// then process and id (a total order on one chip's allocations).
 pub(crate) fn largest_first(a: &ChipEvent, b: &ChipEvent) -> Ordering {
-    b.bytes().cmp(&a.bytes()).then(b.size.cmp(&a.size)).then(a.p.cmp(&b.p)).then(a.id.cmp(&b.id))
+    b.bytes().cmp(&a.bytes()).then_with(|| b.size.cmp(&a.size)).then_with(|| a.p.cmp(&b.p)).then_with(|| a.id.cmp(&b.id))
 }
 
 /// Allocations beyond the first `n`: how many, and their bytes (u128: no
