@@ -125,7 +125,9 @@ impl PeakSets {
     }
 
     /// The live set of each target at its peak, one acquire event per
-    /// allocation (unordered); `m` is the model at the end of the trace.
+    /// allocation (unordered; of a chip × type's releases since its peak,
+    /// those beyond its `top` largest only summed); `m` is the model at the
+    /// end of the trace.
     pub fn finish(self, m: &Model) -> FxHashMap<Target, PeakSet> {
         let mut sets: FxHashMap<Target, PeakSet> = FxHashMap::default();
         for (p, l) in m.live() {
